@@ -1,0 +1,135 @@
+import type { Socket } from 'node:net';
+import { LineFramer } from '../protocol/line-framer';
+
+export interface BackendLinkEvents {
+  onLine(link: BackendLink, line: Buffer): void;
+  onOversizedLine(link: BackendLink, bytes: number): void;
+  /** The socket can take more: a good moment to move queued events to it. */
+  onWritable(link: BackendLink): void;
+  onClose(link: BackendLink): void;
+}
+
+/** An event waiting to go out, with the balancing key it was picked with. */
+export interface OutgoingEvent {
+  line: string;
+  affinity: number;
+}
+
+/** The affinity of lines that must not be queued again if their backend dies (heartbeats, connection requests, errors about that backend). */
+export const NOT_REQUEUED = -1;
+
+let nextLinkId = 1;
+
+/**
+ * One connected backend. Lines sent in one event-loop turn go out in a single
+ * socket write. While the socket is backed up, lines wait here rather than in
+ * Node's socket buffer, so that they can be handed back to the queue if the
+ * backend goes away.
+ */
+export class BackendLink {
+  readonly id = nextLinkId++;
+  readonly remote: string;
+  /** Heartbeats in a row at which this link was above its high-water mark. */
+  hwmStrikes = 0;
+  private lines: string[] = [];
+  private affinities: number[] = [];
+  private chars = 0;
+  private flushScheduled = false;
+  private isClosed = false;
+  private readonly framer: LineFramer;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly highWaterMark: number,
+    maxLine: number,
+    private readonly events: BackendLinkEvents,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.framer = new LineFramer(maxLine, (line) => events.onLine(this, line), (bytes) => events.onOversizedLine(this, bytes));
+    socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
+    socket.on('drain', () => {
+      this.flush();
+      if (!this.isClosed) events.onWritable(this);
+    });
+    socket.on('close', () => this.handleClose());
+    // 'close' follows every error; the error itself only needs logging by the owner.
+    socket.on('error', () => undefined);
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Bytes accepted but not yet acknowledged by the kernel (characters for lines still held here). */
+  get unsentBytes(): number {
+    return this.chars + this.socket.writableLength;
+  }
+
+  get aboveHighWaterMark(): boolean {
+    return this.chars + this.socket.writableLength > this.highWaterMark;
+  }
+
+  send(line: string, affinity: number = NOT_REQUEUED): void {
+    if (this.isClosed) return;
+    this.lines.push(line);
+    this.affinities.push(affinity);
+    this.chars += line.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Writes everything held, unless the socket is still backed up (then 'drain' calls again). */
+  flush(): void {
+    this.flushScheduled = false;
+    if (this.isClosed || this.lines.length === 0 || this.socket.writableNeedDrain) return;
+    const batch = this.lines.length === 1 ? (this.lines[0] as string) : this.lines.join('');
+    this.lines = [];
+    this.affinities = [];
+    this.chars = 0;
+    this.socket.write(batch);
+  }
+
+  /** Flushes and half-closes; resolves when the socket is closed or after `timeoutMs`. */
+  end(timeoutMs: number): Promise<void> {
+    if (this.isClosed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.socket.destroy();
+        resolve();
+      }, timeoutMs);
+      timer.unref();
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.flush();
+      if (this.lines.length > 0) this.socket.write(this.lines.join(''));
+      this.socket.end();
+    });
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private handleClose(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.events.onClose(this);
+  }
+
+  /** Events never handed to the socket, in order, less those marked NOT_REQUEUED; only meaningful once closed. */
+  takeUnsent(): OutgoingEvent[] {
+    const out: OutgoingEvent[] = [];
+    for (let i = 0; i < this.lines.length; i++) {
+      const affinity = this.affinities[i] as number;
+      if (affinity !== NOT_REQUEUED) out.push({ line: this.lines[i] as string, affinity });
+    }
+    this.lines = [];
+    this.affinities = [];
+    this.chars = 0;
+    return out;
+  }
+}

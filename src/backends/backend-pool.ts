@@ -1,0 +1,137 @@
+import type { Logger } from 'pino';
+import { HEARTBEAT_LINE } from '../protocol/serializers';
+import { RingBuffer } from '../queue/ring-buffer';
+import type { BackendLink, OutgoingEvent } from './backend-link';
+import type { Balancer } from './balancer';
+
+/** Heartbeats in a row a backend may spend above its high-water mark before it is dropped. */
+const MAX_HWM_STRIKES = 3;
+
+/** Counters read by metrics and tests. */
+export interface PoolStats {
+  /** Events dropped: queue full, or queue disabled with no backend able to take them. */
+  queueDropped: number;
+  backendsDroppedForBackpressure: number;
+}
+
+/**
+ * The live backends, the balancer that chooses among them and the queue that
+ * holds events none of them can take. Events leave the queue oldest first and
+ * before any newer event, so while anything is queued new events queue too.
+ */
+export class BackendPool {
+  readonly stats: PoolStats = { queueDropped: 0, backendsDroppedForBackpressure: 0 };
+  private links: BackendLink[] = [];
+  private readonly queue: RingBuffer<OutgoingEvent>;
+  private requestCursor = 0;
+
+  constructor(
+    private readonly balancer: Balancer,
+    queueSize: number,
+    private readonly log: Logger,
+  ) {
+    this.queue = new RingBuffer(queueSize);
+  }
+
+  get size(): number {
+    return this.links.length;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get all(): readonly BackendLink[] {
+    return this.links;
+  }
+
+  add(link: BackendLink): void {
+    this.links = [...this.links, link];
+    this.balancer.update(this.links);
+    this.drainQueue();
+  }
+
+  /** Removes a closed link; what it never wrote goes back to the front of the queue. */
+  remove(link: BackendLink): void {
+    if (!this.links.includes(link)) return;
+    this.links = this.links.filter((l) => l !== link);
+    this.balancer.update(this.links);
+    const unsent = link.takeUnsent();
+    if (unsent.length > 0) this.requeueFront(unsent);
+    this.drainQueue();
+  }
+
+  /** Sends an event (anything but a connection_request) to a backend, or queues it. */
+  dispatch(line: string, affinity: number): void {
+    if (this.queue.length === 0) {
+      const link = this.balancer.pick(affinity);
+      if (link !== undefined) {
+        link.send(line, affinity);
+        return;
+      }
+    }
+    this.enqueue({ line, affinity });
+    this.drainQueue();
+  }
+
+  /**
+   * The backend for a connection_request, which is never queued: the next one
+   * in turn below its high-water mark, else the least backed-up one.
+   */
+  pickForRequest(exclude?: BackendLink): BackendLink | undefined {
+    const links = this.links;
+    const n = links.length;
+    let fallback: BackendLink | undefined;
+    for (let tried = 0; tried < n; tried++) {
+      const link = links[this.requestCursor++ % n] as BackendLink;
+      if (link === exclude) continue;
+      if (!link.aboveHighWaterMark) return link;
+      if (fallback === undefined || link.unsentBytes < fallback.unsentBytes) fallback = link;
+    }
+    return fallback;
+  }
+
+  /** Moves queued events to backends, oldest first, until none can take more. */
+  drainQueue(): void {
+    const queue = this.queue;
+    while (queue.length > 0) {
+      const next = queue.peek() as OutgoingEvent;
+      const link = this.balancer.pick(next.affinity);
+      if (link === undefined) return;
+      queue.shift();
+      link.send(next.line, next.affinity);
+    }
+  }
+
+  /** Sends a heartbeat to every backend and drops those backed up for too long. */
+  heartbeat(): void {
+    for (const link of this.links) {
+      if (link.aboveHighWaterMark) {
+        if (++link.hwmStrikes >= MAX_HWM_STRIKES) {
+          this.stats.backendsDroppedForBackpressure++;
+          this.log.warn({ backend: link.remote, unsentBytes: link.unsentBytes }, 'dropping backend: above its high-water mark for %d heartbeats', MAX_HWM_STRIKES);
+          link.destroy();
+          continue;
+        }
+      } else {
+        link.hwmStrikes = 0;
+      }
+      link.send(HEARTBEAT_LINE);
+    }
+  }
+
+  private enqueue(event: OutgoingEvent): void {
+    if (this.queue.push(event) !== undefined) {
+      this.stats.queueDropped++;
+      this.log.debug('queue full: dropped its oldest event');
+    }
+  }
+
+  /** Puts events back ahead of everything queued, keeping their order; if that overflows, the oldest go, as always. */
+  private requeueFront(events: OutgoingEvent[]): void {
+    const rest: OutgoingEvent[] = [];
+    for (let e = this.queue.shift(); e !== undefined; e = this.queue.shift()) rest.push(e);
+    for (const e of events) this.enqueue(e);
+    for (const e of rest) this.enqueue(e);
+  }
+}

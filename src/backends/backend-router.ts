@@ -1,0 +1,96 @@
+import type { Logger } from 'pino';
+import type { ClientHub } from '../client-hub';
+import { Action, type BackendLine } from '../protocol/actions';
+import { errorLine } from '../protocol/serializers';
+import type { BackendLink } from './backend-link';
+
+export type Params = Record<string, unknown>;
+
+/** Receives each `response` line (the answer to a connection_request). */
+export type ResponseHandler = (link: BackendLink, requestId: string, params: Params) => void;
+
+/** Counters read by metrics and tests. */
+export interface RouterStats {
+  /** Lines skipped as invalid, each answered with an `error` event. */
+  rejectedLines: number;
+}
+
+/**
+ * Turns a backend's line into its effect: a publish to clients, or the answer
+ * to a pending connection request. A line that cannot be acted on is skipped
+ * and its backend gets an `error` event saying why; the link stays up.
+ */
+export class BackendRouter {
+  readonly stats: RouterStats = { rejectedLines: 0 };
+
+  constructor(
+    private readonly hub: ClientHub,
+    private readonly onResponse: ResponseHandler,
+    private readonly log: Logger,
+  ) {}
+
+  route(link: BackendLink, line: Buffer): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line.toString('utf8'));
+    } catch {
+      this.reject(link, 'invalid JSON', undefined);
+      return;
+    }
+    if (!isObject(parsed)) {
+      this.reject(link, 'a line must be a JSON object', undefined);
+      return;
+    }
+    const { request_id, action, params = {} } = parsed as BackendLine;
+    const requestId = typeof request_id === 'string' ? request_id : undefined;
+    if (!isObject(params)) {
+      this.reject(link, `${String(action)}: params must be an object`, requestId);
+      return;
+    }
+    switch (action) {
+      case Action.MessageToConnection: {
+        const clientId = this.stringParam(link, action, params, requestId, 'conn_id');
+        const message = clientId === undefined ? undefined : this.stringParam(link, action, params, requestId, 'message');
+        if (message !== undefined) this.hub.sendToClient(clientId as string, message);
+        return;
+      }
+      case Action.MessageToRoom: {
+        const roomId = this.stringParam(link, action, params, requestId, 'room_id');
+        const message = roomId === undefined ? undefined : this.stringParam(link, action, params, requestId, 'message');
+        if (message !== undefined) this.hub.publishToRoom(roomId as string, message);
+        return;
+      }
+      case Action.Broadcast: {
+        const message = this.stringParam(link, action, params, requestId, 'message');
+        if (message !== undefined) this.hub.broadcast(message);
+        return;
+      }
+      case Action.Response:
+        if (requestId === undefined) this.reject(link, 'response: request_id must be a string', undefined);
+        else this.onResponse(link, requestId, params);
+        return;
+      default:
+        this.reject(link, `unknown action ${JSON.stringify(action) ?? 'undefined'}`, requestId);
+    }
+  }
+
+  /** Tells the backend its line was skipped, and why. */
+  reject(link: BackendLink, problem: string, requestId: string | undefined): void {
+    this.stats.rejectedLines++;
+    const error = requestId === undefined ? problem : `${problem} (request_id ${requestId})`;
+    this.log.debug({ backend: link.remote, error }, 'skipped a backend line');
+    link.send(requestId === undefined ? errorLine(error) : errorLine(error, {}, requestId));
+  }
+
+  /** The named param if it is a string; otherwise rejects the line. */
+  private stringParam(link: BackendLink, action: string, params: Params, requestId: string | undefined, name: string): string | undefined {
+    const value = params[name];
+    if (typeof value === 'string') return value;
+    this.reject(link, `${action}: params.${name} must be a string`, requestId);
+    return undefined;
+  }
+}
+
+function isObject(value: unknown): value is Params {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,75 @@
+import type { BackendLink } from './backend-link';
+
+export interface PendingEntry {
+  /** The backend holding the request now; it changes when a request is sent again. */
+  link: BackendLink;
+  readonly deadline: number;
+}
+
+/**
+ * Connection requests waiting for a backend's `response`. Every request gets
+ * the same timeout, so insertion order is deadline order: one timer, armed for
+ * the oldest, serves them all.
+ */
+export class PendingRequests<T extends PendingEntry> {
+  private readonly entries = new Map<string, T>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly now: () => number,
+    private readonly onTimeout: (id: string, entry: T) => void,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  add(id: string, entry: T): void {
+    this.entries.set(id, entry);
+    if (this.timer === undefined) this.arm(entry.deadline);
+  }
+
+  /** Removes and returns the request, if it is still waiting. */
+  take(id: string): T | undefined {
+    const entry = this.entries.get(id);
+    if (entry !== undefined) this.entries.delete(id);
+    return entry;
+  }
+
+  /** The requests a backend holds, oldest first. */
+  heldBy(link: BackendLink): [string, T][] {
+    const held: [string, T][] = [];
+    for (const pair of this.entries) if (pair[1].link === link) held.push(pair);
+    return held;
+  }
+
+  /** Removes and returns every waiting request. */
+  takeAll(): [string, T][] {
+    const all = [...this.entries];
+    this.entries.clear();
+    return all;
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(deadline: number): void {
+    this.timer = setTimeout(() => this.expire(), Math.max(0, deadline - this.now()));
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const now = this.now();
+    for (const [id, entry] of this.entries) {
+      if (entry.deadline > now) {
+        this.arm(entry.deadline);
+        return;
+      }
+      this.entries.delete(id);
+      this.onTimeout(id, entry);
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Every broker setting in one table: its flag, its environment variables, its
+ * default and how its text is checked. Flags beat the environment, which beats
+ * the defaults. Durations are milliseconds unless the name says otherwise.
+ */
+
+export type BalancePolicy = 'round-robin' | 'client';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface BrokerConfig {
+  host: string;
+  wsPort: number;
+  tcpHost: string;
+  tcpPort: number;
+  queueSize: number;
+  balance: BalancePolicy;
+  backendHwm: number;
+  maxLine: number;
+  authTimeout: number;
+  heartbeatInterval: number;
+  maxPayload: number;
+  idleTimeout: number;
+  maxBackpressure: number;
+  shutdownTimeout: number;
+  logLevel: LogLevel;
+}
+
+/** A bad value for one setting; `message` is one line that names the flag. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Parser<T> = (text: string) => T;
+
+export interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
+  key: K;
+  flag: string;
+  /** Environment variables, most specific first. */
+  env: string[];
+  default: BrokerConfig[K];
+  /** Placeholder shown in --help. */
+  arg: string;
+  description: string;
+  parse: Parser<BrokerConfig[K]>;
+}
+
+const MiB = 1024 * 1024;
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> {
+  return (text) => {
+    if (!/^\d+$/.test(text.trim())) throw new Error(`expected a whole number, got "${text}"`);
+    const n = Number(text);
+    if (n < min || n > max) throw new Error(`expected ${min}..${max}, got ${n}`);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(...choices: T[]): Parser<T> {
+  return (text) => {
+    if (!(choices as string[]).includes(text)) throw new Error(`expected one of ${choices.join(', ')}, got "${text}"`);
+    return text as T;
+  };
+}
+
+const text: Parser<string> = (value) => {
+  if (value.trim() === '') throw new Error('expected a non-empty value');
+  return value.trim();
+};
+
+const port = integer(0, 65535);
+
+function idleSeconds(value: string): number {
+  const n = integer(0, 960)(value);
+  // uWS checks timeouts in 4-second ticks and refuses anything between 1 and 7.
+  if (n !== 0 && n < 8) throw new Error(`expected 0 (off) or 8..960 seconds, got ${n}`);
+  return n;
+}
+
+function setting<K extends keyof BrokerConfig>(s: Setting<K>): Setting<K> {
+  return s;
+}
+
+function strandsEnv(flag: string): string {
+  return 'STRANDS_' + flag.toUpperCase().replace(/-/g, '_');
+}
+
+export const SETTINGS: readonly Setting[] = [
+  setting({ key: 'host', flag: 'host', env: [], default: '0.0.0.0', arg: 'addr', description: 'WebSocket bind address', parse: text }),
+  setting({ key: 'wsPort', flag: 'ws-port', env: ['PYSTRAND_WS_PORT'], default: 8080, arg: 'port', description: 'WebSocket port (0 picks a free one)', parse: port }),
+  setting({ key: 'tcpHost', flag: 'tcp-host', env: [], default: '127.0.0.1', arg: 'addr', description: 'backend TCP bind address', parse: text }),
+  setting({ key: 'tcpPort', flag: 'tcp-port', env: ['PYSTRAND_TCP_PORT'], default: 8081, arg: 'port', description: 'backend TCP port (0 picks a free one)', parse: port }),
+  setting({ key: 'queueSize', flag: 'queue-size', env: ['PYSTRAND_QUEUE_SIZE'], default: 1000, arg: 'n', description: 'events held while no backend can take them; oldest dropped when full; 0 disables', parse: integer(0, 10_000_000) }),
+  setting({ key: 'balance', flag: 'balance', env: [], default: 'round-robin', arg: 'policy', description: 'round-robin, or client (one client\'s events stay on one backend)', parse: oneOf<BalancePolicy>('round-robin', 'client') }),
+  setting({ key: 'backendHwm', flag: 'backend-hwm', env: [], default: 4 * MiB, arg: 'bytes', description: 'unsent bytes above which a backend is skipped', parse: integer(1024) }),
+  setting({ key: 'maxLine', flag: 'max-line', env: [], default: 16 * MiB, arg: 'bytes', description: 'longest line accepted from a backend', parse: integer(64, 1024 * MiB) }),
+  setting({ key: 'authTimeout', flag: 'auth-timeout', env: [], default: 5000, arg: 'ms', description: 'time a backend has to answer a connection_request (then HTTP 504)', parse: integer(1, 3_600_000) }),
+  setting({ key: 'heartbeatInterval', flag: 'heartbeat-interval', env: [], default: 15000, arg: 'ms', description: 'heartbeat to each backend; 0 disables', parse: integer(0, 3_600_000) }),
+  setting({ key: 'maxPayload', flag: 'max-payload', env: [], default: 1 * MiB, arg: 'bytes', description: 'largest WebSocket message accepted (larger: close 1009)', parse: integer(16, 1024 * MiB) }),
+  setting({ key: 'idleTimeout', flag: 'idle-timeout', env: [], default: 120, arg: 'seconds', description: 'close a silent WebSocket after this long (pings keep live ones open); 0 disables', parse: idleSeconds }),
+  setting({ key: 'maxBackpressure', flag: 'max-backpressure', env: [], default: 1 * MiB, arg: 'bytes', description: 'unsent bytes per WebSocket before it is closed (code 4008)', parse: integer(1024) }),
+  setting({ key: 'shutdownTimeout', flag: 'shutdown-timeout', env: [], default: 5000, arg: 'ms', description: 'longest a graceful shutdown may take', parse: integer(0, 600_000) }),
+  setting({ key: 'logLevel', flag: 'log-level', env: [], default: 'info', arg: 'level', description: 'trace, debug, info, warn, error, fatal or silent', parse: oneOf<LogLevel>('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') }),
+].map((s) => ({ ...s, env: [strandsEnv(s.flag), ...s.env] })) as Setting[];
+
+export function defaultConfig(): BrokerConfig {
+  const config: Record<string, unknown> = {};
+  for (const s of SETTINGS) config[s.key] = s.default;
+  return config as unknown as BrokerConfig;
+}
+
+/**
+ * Resolves the configuration from flag values (text as typed, keyed by flag
+ * name) and the environment. Throws ConfigError naming the first bad setting.
+ */
+export function resolveConfig(flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv): BrokerConfig {
+  const config: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const fromFlag = flags[s.flag];
+    const envName = s.env.find((name) => env[name] !== undefined && env[name] !== '');
+    const source = fromFlag !== undefined ? `--${s.flag}` : envName;
+    const raw = fromFlag ?? (envName ? env[envName] : undefined);
+    if (raw === undefined || source === undefined) {
+      config[s.key] = s.default;
+      continue;
+    }
+    try {
+      config[s.key] = s.parse(raw);
+    } catch (err) {
+      const where = source.startsWith('--') ? source : `${source} (--${s.flag})`;
+      throw new ConfigError(`invalid value for ${where}: ${(err as Error).message}`);
+    }
+  }
+  return config as unknown as BrokerConfig;
+}

@@ -1,0 +1,194 @@
+import type { Logger } from 'pino';
+import type { ClientHub } from '../client-hub';
+import { CloseCode } from '../protocol/close-codes';
+import { addHeader } from '../protocol/headers';
+import { BROADCAST_TOPIC, clientTopic, roomTopic } from './topics';
+import { loadNativeUws, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t } from './uws';
+import type { ClientSession, GatewayHandler, RejectStatus, UpgradeAttempt } from './session';
+
+export interface GatewayOptions {
+  host: string;
+  port: number;
+  maxPayload: number;
+  idleTimeout: number;
+  maxBackpressure: number;
+}
+
+const STATUS_LINE: Record<RejectStatus, string> = {
+  403: '403 Forbidden',
+  429: '429 Too Many Requests',
+  503: '503 Service Unavailable',
+  504: '504 Gateway Timeout',
+};
+
+/** Counters read by metrics and tests; plain numbers, bumped on the hot path. */
+export interface GatewayStats {
+  opened: number;
+  closed: number;
+  backpressureClosed: number;
+}
+
+/**
+ * The WebSocket side: a uWS app whose upgrades wait for the broker's verdict,
+ * and whose rooms, client ids and broadcast are uWS topics. The only module
+ * that imports uWebSockets.js.
+ */
+export class Gateway implements ClientHub {
+  readonly stats: GatewayStats = { opened: 0, closed: 0, backpressureClosed: 0 };
+  private readonly app: TemplatedApp;
+  private readonly sockets = new Set<WebSocket<ClientSession>>();
+  private listenSocket: us_listen_socket | null = null;
+  private boundPort = 0;
+
+  constructor(
+    private readonly options: GatewayOptions,
+    private readonly handler: GatewayHandler,
+    private readonly log: Logger,
+  ) {
+    const uWS = loadNativeUws();
+    this.app = uWS.App();
+    this.app
+      .ws<ClientSession>('/*', {
+        maxPayloadLength: options.maxPayload,
+        idleTimeout: options.idleTimeout,
+        sendPingsAutomatically: true,
+        maxBackpressure: options.maxBackpressure,
+        closeOnBackpressureLimit: 1,
+        compression: uWS.DISABLED,
+        upgrade: (res, req, context) => this.upgrade(res, req.getUrl(), req, context),
+        open: (ws) => this.open(ws),
+        message: (ws, message) => this.handler.onMessage(ws.getUserData(), Buffer.from(message).toString('utf8')),
+        close: (ws, code) => this.close(ws, code),
+      })
+      .any('/*', (res) => {
+        res.writeStatus('426 Upgrade Required').writeHeader('Upgrade', 'websocket').end('This is a WebSocket endpoint.\n');
+      });
+  }
+
+  /** Resolves with the bound port once listening; rejects if the port cannot be bound. */
+  listen(): Promise<number> {
+    const { host, port } = this.options;
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (listenSocket) => {
+        if (!listenSocket) {
+          reject(new Error(`cannot listen for WebSockets on ${host}:${port} (address in use or not available)`));
+          return;
+        }
+        this.listenSocket = listenSocket;
+        this.boundPort = loadNativeUws().us_socket_local_port(listenSocket);
+        resolve(this.boundPort);
+      });
+    });
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get openSockets(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting new connections; open sockets stay. */
+  stopListening(): void {
+    if (this.listenSocket) {
+      loadNativeUws().us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    }
+  }
+
+  /** Closes every open socket with `code`; each one's close handler runs (and reports it) before this returns. */
+  closeAll(code: number, reason: string): void {
+    for (const ws of [...this.sockets]) ws.end(code, reason);
+  }
+
+  sendToClient(clientId: string, message: string): void {
+    this.app.publish(clientTopic(clientId), message, false);
+  }
+
+  publishToRoom(roomId: string, message: string): void {
+    this.app.publish(roomTopic(roomId), message, false);
+  }
+
+  broadcast(message: string): void {
+    this.app.publish(BROADCAST_TOPIC, message, false);
+  }
+
+  private upgrade(res: HttpResponse, url: string, req: Parameters<NonNullable<Parameters<TemplatedApp['ws']>[1]['upgrade']>>[1], context: us_socket_context_t): void {
+    // uWS rule: the abort handler first, and everything needed later copied out of `req` now.
+    const attempt = new PendingUpgrade(res, context, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), this.log);
+    const headers: Record<string, string[]> = Object.create(null);
+    req.forEach((name, value) => addHeader(headers, name, value));
+    this.handler.onUpgrade({ headers, url, query: req.getQuery() ?? '', remoteAddr: remoteAddress(res) }, attempt);
+  }
+
+  private open(ws: WebSocket<ClientSession>): void {
+    const session = ws.getUserData();
+    this.sockets.add(ws);
+    this.stats.opened++;
+    ws.subscribe(BROADCAST_TOPIC);
+    ws.subscribe(roomTopic(session.roomId));
+    ws.subscribe(clientTopic(session.clientId));
+    this.handler.onOpen(session);
+  }
+
+  private close(ws: WebSocket<ClientSession>, code: number): void {
+    const session = ws.getUserData();
+    session.closed = true;
+    this.sockets.delete(ws);
+    this.stats.closed++;
+    if (code === CloseCode.Backpressure) this.stats.backpressureClosed++;
+    this.handler.onClose(session, code);
+  }
+}
+
+/** An upgrade waiting for a backend's answer; finished once, and never after the client left. */
+class PendingUpgrade implements UpgradeAttempt {
+  private finished = false;
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly context: us_socket_context_t,
+    private readonly key: string,
+    private readonly protocol: string,
+    private readonly extensions: string,
+    private readonly log: Logger,
+  ) {
+    res.onAborted(() => {
+      this.finished = true;
+      this.log.debug('client left before its upgrade was answered');
+    });
+  }
+
+  get done(): boolean {
+    return this.finished;
+  }
+
+  accept(session: ClientSession): boolean {
+    if (this.finished) return false;
+    this.finished = true;
+    this.res.cork(() => this.res.upgrade(session, this.key, this.protocol, this.extensions, this.context));
+    return true;
+  }
+
+  reject(status: RejectStatus): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.res.cork(() => {
+      this.res.writeStatus(STATUS_LINE[status]);
+      if (status === 503 || status === 429) this.res.writeHeader('Retry-After', '1');
+      this.res.end();
+    });
+  }
+}
+
+let remotePortReadable: boolean | undefined;
+
+/** `ip:port` as Go prints it ([v6]:port); builds of uWS without getRemotePort give the ip alone. */
+function remoteAddress(res: HttpResponse): string {
+  const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+  remotePortReadable ??= typeof res.getRemotePort === 'function';
+  if (!remotePortReadable) return ip;
+  const port = res.getRemotePort() as number;
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}

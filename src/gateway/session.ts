@@ -1,0 +1,41 @@
+/**
+ * Per-socket state, handed to uWS as the socket's user data. Everything an
+ * event about this socket needs is computed once, at upgrade time.
+ */
+export interface ClientSession {
+  readonly clientId: string;
+  readonly roomId: string;
+  /** `{"client_id","room_id","metadata"}` serialized once, reused in every event line. */
+  readonly contextJson: string;
+  /** Hash of clientId, for balancing policies that keep a client on one backend. */
+  readonly affinity: number;
+  /** Set when uWS has run the close handler: the socket must not be touched after that. */
+  closed: boolean;
+}
+
+/** The upgrade request, copied out of uWS's stack-allocated request. */
+export interface UpgradeRequest {
+  headers: Record<string, string[]>;
+  url: string;
+  query: string;
+  remoteAddr: string;
+}
+
+/** A pending upgrade: finished exactly once, by accepting or rejecting it. */
+export interface UpgradeAttempt {
+  /** True once the client went away, or the attempt was finished. */
+  readonly done: boolean;
+  /** Completes the upgrade; false if the client had gone away. */
+  accept(session: ClientSession): boolean;
+  reject(status: RejectStatus): void;
+}
+
+export type RejectStatus = 403 | 429 | 503 | 504;
+
+/** The broker's side of the gateway. */
+export interface GatewayHandler {
+  onUpgrade(request: UpgradeRequest, attempt: UpgradeAttempt): void;
+  onOpen(session: ClientSession): void;
+  onMessage(session: ClientSession, message: string): void;
+  onClose(session: ClientSession, code: number): void;
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { Broker } from './broker';
+import { ConfigError, SETTINGS, resolveConfig } from './config';
+import { createLogger } from './logger';
+import { startEchoBackend } from './client/echo-backend';
+
+/** Exit status for a bad flag or environment value, as for a usage error. */
+const EXIT_USAGE = 2;
+
+function fail(message: string, status = 1): never {
+  process.stderr.write(`strands: ${message}\n`);
+  process.exit(status);
+}
+
+async function runBroker(flags: Record<string, string | undefined>): Promise<void> {
+  let config;
+  try {
+    config = resolveConfig(flags, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  let broker: Broker;
+  try {
+    broker = new Broker(config, log);
+    await broker.start();
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  let signals = 0;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) fail(`second ${signal}: exiting without finishing the shutdown`);
+    log.info({ signal }, 'shutting down');
+    // The broker keeps its own deadline; this one only guards against a stop that hangs anyway.
+    setTimeout(() => process.exit(0), config.shutdownTimeout + 1000).unref();
+    void broker.stop().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+function brokerOptions(): Option[] {
+  return SETTINGS.map((s) => {
+    const env = s.env.join(', ');
+    return new Option(`--${s.flag} <${s.arg}>`, `${s.description} (default: ${String(s.default)}; env: ${env})`);
+  });
+}
+
+export function buildCli(): Command {
+  const program = new Command('strands')
+    .description('strands: a real-time message broker between WebSocket clients and TCP backends (PyStrands-compatible)')
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `strands: ${text.slice(7)}` : text) });
+  for (const option of brokerOptions()) program.addOption(option);
+  program.action(async (options: Record<string, string | undefined>) => {
+    const flags: Record<string, string | undefined> = {};
+    for (const s of SETTINGS) flags[s.flag] = options[camel(s.flag)];
+    await runBroker(flags);
+  });
+
+  program
+    .command('echo-backend')
+    .description('run a backend that accepts every client and echoes each message back to its sender')
+    .option('--tcp-host <addr>', 'broker backend host', '127.0.0.1')
+    .option('--tcp-port <port>', 'broker backend port', '8081')
+    .action(async (options: { tcpHost: string; tcpPort: string }) => {
+      const port = Number(options.tcpPort);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`invalid value for --tcp-port: expected 1..65535, got "${options.tcpPort}"`, EXIT_USAGE);
+      const log = createLogger('info', 'strands-echo');
+      const backend = startEchoBackend({ host: options.tcpHost, port, logger: log });
+      const stop = (): void => void backend.close().then(() => process.exit(0));
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  return program;
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+if (require.main === module) {
+  buildCli()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
+      fail(err instanceof Error ? err.message : String(err));
+    });
+}

@@ -1,0 +1,94 @@
+/**
+ * Splits a TCP byte stream into newline-terminated lines without copying:
+ * complete lines inside a chunk are handed out as `subarray` views, and only
+ * a trailing partial line is kept (as pieces, joined once when its newline
+ * arrives, so a line spread over many reads costs one copy, not one per read).
+ *
+ * A `\r` before the `\n` is dropped and blank lines are skipped. A line longer
+ * than `maxLine` bytes is discarded up to its newline and reported once.
+ * Line views are valid only until `onLine` returns.
+ */
+export class LineFramer {
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  private discarding = false;
+  private discardedBytes = 0;
+
+  constructor(
+    private readonly maxLine: number,
+    private readonly onLine: (line: Buffer) => void,
+    private readonly onOversized: (bytes: number) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    let nl = chunk.indexOf(10);
+    if (nl === -1) {
+      this.keep(chunk, 0);
+      return;
+    }
+    if (this.discarding || this.tailBytes > 0) {
+      this.finishTail(chunk, nl);
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    while (nl !== -1) {
+      this.emit(chunk, start, nl);
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    if (start < chunk.length) this.keep(chunk, start);
+  }
+
+  /** Bytes held for a line not yet terminated (bounded by maxLine). */
+  get pendingBytes(): number {
+    return this.tailBytes;
+  }
+
+  private emit(chunk: Buffer, start: number, nl: number): void {
+    let end = nl;
+    if (end > start && chunk[end - 1] === 13) end--;
+    if (end === start) return;
+    if (end - start > this.maxLine) {
+      this.onOversized(end - start);
+      return;
+    }
+    this.onLine(chunk.subarray(start, end));
+  }
+
+  /** Completes the carried-over line with the first `nl` bytes of `chunk`. */
+  private finishTail(chunk: Buffer, nl: number): void {
+    if (this.discarding) {
+      const total = this.discardedBytes + nl;
+      this.discarding = false;
+      this.discardedBytes = 0;
+      this.onOversized(total);
+      return;
+    }
+    this.tail.push(chunk.subarray(0, nl));
+    const line = Buffer.concat(this.tail, this.tailBytes + nl);
+    this.tail = [];
+    this.tailBytes = 0;
+    this.emit(line, 0, line.length);
+  }
+
+  /** Holds `chunk[start..]`, which has no newline, until the rest of its line arrives. */
+  private keep(chunk: Buffer, start: number): void {
+    const bytes = chunk.length - start;
+    if (this.discarding) {
+      this.discardedBytes += bytes;
+      return;
+    }
+    // +1 leaves room for a `\r` that the next read may turn into a line ending.
+    if (this.tailBytes + bytes > this.maxLine + 1) {
+      this.discarding = true;
+      this.discardedBytes = this.tailBytes + bytes;
+      this.tail = [];
+      this.tailBytes = 0;
+      return;
+    }
+    // The caller may reuse its buffer after push returns, so the tail is copied.
+    this.tail.push(Buffer.from(chunk.subarray(start)));
+    this.tailBytes += bytes;
+  }
+}

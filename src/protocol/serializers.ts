@@ -1,0 +1,87 @@
+import fastJson from 'fast-json-stringify';
+import { Action, type ClientContext, type ConnectionRequestParams } from './actions';
+
+/**
+ * Broker -> backend lines, each ending in `\n`. The hot events (new_message,
+ * new_connection, disconnected) are templates around the socket's context JSON,
+ * serialized once at open; the rest go through fast-json-stringify schemas.
+ */
+
+let eventSeq = 0;
+/** A request_id unique within this run; backends never answer events, so a counter suffices. */
+export function nextEventId(): string {
+  return (++eventSeq).toString(36);
+}
+
+export function serializeContext(context: ClientContext): string {
+  return JSON.stringify(context);
+}
+
+const NEW_MESSAGE_HEAD = '{"request_id":"';
+const NEW_MESSAGE_MID = '","action":"new_message","params":{"message":';
+const CONTEXT_KEY = ',"context":';
+const LINE_END = '}}\n';
+
+export function newMessageLine(message: string, contextJson: string): string {
+  return NEW_MESSAGE_HEAD + nextEventId() + NEW_MESSAGE_MID + JSON.stringify(message) + CONTEXT_KEY + contextJson + LINE_END;
+}
+
+const NEW_CONNECTION_MID = '","action":"new_connection","params":{"context":';
+export function newConnectionLine(contextJson: string): string {
+  return NEW_MESSAGE_HEAD + nextEventId() + NEW_CONNECTION_MID + contextJson + LINE_END;
+}
+
+const DISCONNECTED_MID = '","action":"disconnected","params":{"context":';
+export function disconnectedLine(contextJson: string): string {
+  return NEW_MESSAGE_HEAD + nextEventId() + DISCONNECTED_MID + contextJson + LINE_END;
+}
+
+export const HEARTBEAT_LINE = `{"request_id":"heartbeat","action":"${Action.Heartbeat}","params":{}}\n`;
+
+const stringifyConnectionRequest = fastJson({
+  type: 'object',
+  properties: {
+    request_id: { type: 'string' },
+    action: { type: 'string' },
+    params: {
+      type: 'object',
+      properties: {
+        headers: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } } },
+        url: { type: 'string' },
+        remote_addr: { type: 'string' },
+        query: { type: 'string' },
+      },
+      required: ['headers', 'url', 'remote_addr', 'query'],
+    },
+  },
+  required: ['request_id', 'action', 'params'],
+});
+
+export function connectionRequestLine(requestId: string, params: ConnectionRequestParams): string {
+  return stringifyConnectionRequest({ request_id: requestId, action: Action.ConnectionRequest, params }) + '\n';
+}
+
+const stringifyError = fastJson({
+  type: 'object',
+  properties: {
+    request_id: { type: 'string' },
+    action: { type: 'string' },
+    params: {
+      type: 'object',
+      properties: {
+        error: { type: 'string' },
+        context: { type: 'object', additionalProperties: true },
+      },
+      required: ['error', 'context'],
+    },
+  },
+  required: ['request_id', 'action', 'params'],
+});
+
+/**
+ * An `error` event. `context` is always an object, because the Python client
+ * builds a Context from it; `request_id` names the offending line when known.
+ */
+export function errorLine(error: string, context: object = {}, requestId: string = nextEventId()): string {
+  return stringifyError({ request_id: requestId, action: Action.Error, params: { error, context } }) + '\n';
+}
