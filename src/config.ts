@@ -97,7 +97,7 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'heartbeatInterval', flag: 'heartbeat-interval', env: [], default: 15000, arg: 'ms', description: 'heartbeat to each backend; 0 disables', parse: integer(0, 3_600_000) }),
   setting({ key: 'maxPayload', flag: 'max-payload', env: [], default: 1 * MiB, arg: 'bytes', description: 'largest WebSocket message accepted (larger: close 1009)', parse: integer(16, 1024 * MiB) }),
   setting({ key: 'idleTimeout', flag: 'idle-timeout', env: [], default: 120, arg: 'seconds', description: 'close a silent WebSocket after this long (pings keep live ones open); 0 disables', parse: idleSeconds }),
-  setting({ key: 'maxBackpressure', flag: 'max-backpressure', env: [], default: 1 * MiB, arg: 'bytes', description: 'unsent bytes per WebSocket before it is closed (code 4008)', parse: integer(1024) }),
+  setting({ key: 'maxBackpressure', flag: 'max-backpressure', env: [], default: 1 * MiB, arg: 'bytes', description: 'unsent bytes per WebSocket before it is dropped (the client sees 1006)', parse: integer(1024) }),
   setting({ key: 'shutdownTimeout', flag: 'shutdown-timeout', env: [], default: 5000, arg: 'ms', description: 'longest a graceful shutdown may take', parse: integer(0, 600_000) }),
   setting({ key: 'logLevel', flag: 'log-level', env: [], default: 'info', arg: 'level', description: 'trace, debug, info, warn, error, fatal or silent', parse: oneOf<LogLevel>('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') }),
 ].map((s) => ({ ...s, env: [strandsEnv(s.flag), ...s.env] })) as Setting[];

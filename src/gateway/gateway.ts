@@ -25,7 +25,8 @@ const STATUS_LINE: Record<RejectStatus, string> = {
 export interface GatewayStats {
   opened: number;
   closed: number;
-  backpressureClosed: number;
+  /** Closed without a close frame: over --max-backpressure, or the client vanished (1006). */
+  abnormallyClosed: number;
 }
 
 /**
@@ -34,7 +35,7 @@ export interface GatewayStats {
  * that imports uWebSockets.js.
  */
 export class Gateway implements ClientHub {
-  readonly stats: GatewayStats = { opened: 0, closed: 0, backpressureClosed: 0 };
+  readonly stats: GatewayStats = { opened: 0, closed: 0, abnormallyClosed: 0 };
   private readonly app: TemplatedApp;
   private readonly sockets = new Set<WebSocket<ClientSession>>();
   private listenSocket: us_listen_socket | null = null;
@@ -137,7 +138,7 @@ export class Gateway implements ClientHub {
     session.closed = true;
     this.sockets.delete(ws);
     this.stats.closed++;
-    if (code === CloseCode.Backpressure) this.stats.backpressureClosed++;
+    if (code === CloseCode.Abnormal) this.stats.abnormallyClosed++;
     this.handler.onClose(session, code);
   }
 }

@@ -7,6 +7,10 @@ export const CloseCode = {
   GoingAway: 1001,
   /** A frame larger than --max-payload (sent by uWS itself). */
   MessageTooBig: 1009,
-  /** The client did not read fast enough: over --max-backpressure. */
-  Backpressure: 4008,
+  /**
+   * What a client sees when it stopped reading and went over --max-backpressure:
+   * uWS drops the TCP connection (a close frame would wait behind the unread
+   * bytes). Clients that vanish without a close frame are reported the same way.
+   */
+  Abnormal: 1006,
 } as const;
