@@ -44,7 +44,7 @@ export class Broker implements GatewayHandler {
     onLine: (link, line) => this.router.route(link, line),
     onOversizedLine: (link, bytes) => this.router.reject(link, `line of ${bytes} bytes exceeds --max-line ${this.config.maxLine}; discarded`, undefined),
     onWritable: () => this.pool.drainQueue(),
-    onClose: (link) => this.onBackendClose(link),
+    onClose: (link, error) => this.onBackendClose(link, error),
   };
 
   constructor(
@@ -152,9 +152,10 @@ export class Broker implements GatewayHandler {
     this.pool.add(link);
   }
 
-  private onBackendClose(link: BackendLink): void {
+  private onBackendClose(link: BackendLink, error: Error | undefined): void {
     this.pool.remove(link);
-    this.log.info({ backend: link.remote, backends: this.pool.size }, 'backend disconnected');
+    if (error) this.log.warn({ backend: link.remote, backends: this.pool.size, err: error.message }, 'backend dropped after a socket error');
+    else this.log.info({ backend: link.remote, backends: this.pool.size }, 'backend disconnected');
     // Requests it held go to another live backend, keeping their deadline.
     for (const [id, entry] of this.pending.heldBy(link)) {
       const next = this.pool.pickForRequest();
@@ -195,6 +196,8 @@ export class Broker implements GatewayHandler {
 
   /** Answers the upgrade with an HTTP error and tells a backend (or the queue) why. */
   private refuse({ request, attempt }: { request: UpgradeRequest; attempt: UpgradeAttempt }, status: RejectStatus, reason: string): void {
+    // A client that already left needs no answer, and its backend no report.
+    if (attempt.done) return;
     attempt.reject(status);
     this.log.debug({ status, url: request.url, remote: request.remoteAddr }, reason);
     this.pool.dispatch(errorLine(`${status}: ${reason}`, { url: request.url, remote_addr: request.remoteAddr }), 0);

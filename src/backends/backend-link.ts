@@ -6,7 +6,8 @@ export interface BackendLinkEvents {
   onOversizedLine(link: BackendLink, bytes: number): void;
   /** The socket can take more: a good moment to move queued events to it. */
   onWritable(link: BackendLink): void;
-  onClose(link: BackendLink): void;
+  /** `error` is the socket error that ended the link, if one did. */
+  onClose(link: BackendLink, error: Error | undefined): void;
 }
 
 /** An event waiting to go out, with the balancing key it was picked with. */
@@ -51,9 +52,10 @@ export class BackendLink {
       this.flush();
       if (!this.isClosed) events.onWritable(this);
     });
-    socket.on('close', () => this.handleClose());
-    // 'close' follows every error; the error itself only needs logging by the owner.
-    socket.on('error', () => undefined);
+    // 'close' follows every error; the error is passed on with it.
+    let socketError: Error | undefined;
+    socket.on('error', (err) => (socketError = err));
+    socket.on('close', () => this.handleClose(socketError));
   }
 
   get closed(): boolean {
@@ -114,10 +116,10 @@ export class BackendLink {
     this.socket.destroy();
   }
 
-  private handleClose(): void {
+  private handleClose(error: Error | undefined): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.events.onClose(this);
+    this.events.onClose(this, error);
   }
 
   /** Events never handed to the socket, in order, less those marked NOT_REQUEUED; only meaningful once closed. */

@@ -1,0 +1,13 @@
+/**
+ * Prints the README's flags table from the settings table in src/config.ts,
+ * so the README cannot drift from the code (test/unit/readme.test.ts checks it).
+ * Usage: node dist/scripts/flags-table.js
+ */
+import { SETTINGS } from '../src/config';
+
+export function flagsTable(): string {
+  const rows = SETTINGS.map((s) => `| \`--${s.flag} <${s.arg}>\` | \`${String(s.default)}\` | ${s.env.map((e) => `\`${e}\``).join(', ')} | ${s.description} |`);
+  return ['| flag | default | environment | what it does |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+if (require.main === module) process.stdout.write(flagsTable() + '\n');

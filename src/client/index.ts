@@ -1,0 +1,8 @@
+export {
+  StrandsBackend,
+  type ClientContext,
+  type ConnectionDecision,
+  type ConnectionRequest,
+  type StrandsBackendOptions,
+} from './backend';
+export { startEchoBackend } from './echo-backend';
