@@ -22,7 +22,22 @@ export interface BrokerConfig {
   idleTimeout: number;
   maxBackpressure: number;
   shutdownTimeout: number;
+  drainTimeout: number;
   logLevel: LogLevel;
+  /** Shared secret backends must send in an `auth` line first; unset: no backend auth. */
+  backendToken: string | undefined;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  backendTlsCert: string | undefined;
+  backendTlsKey: string | undefined;
+  /** Origins allowed to open a WebSocket; unset: any. */
+  allowedOrigins: string[] | undefined;
+  /** 0: no limit. */
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  /** Unset: no metrics server. */
+  metricsPort: number | undefined;
+  metricsHost: string;
 }
 
 /** A bad value for one setting; `message` is one line that names the flag. */
@@ -40,6 +55,10 @@ export interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
   default: BrokerConfig[K];
   /** Placeholder shown in --help. */
   arg: string;
+  /** How --help and the README show the default, when String(default) would not read well. */
+  shown?: string;
+  /** Secrets are never echoed back in errors. */
+  secret?: boolean;
   description: string;
   parse: Parser<BrokerConfig[K]>;
 }
@@ -68,6 +87,12 @@ const text: Parser<string> = (value) => {
 };
 
 const port = integer(0, 65535);
+
+const origins: Parser<string[]> = (value) => {
+  const list = value.split(',').map((o) => o.trim()).filter((o) => o !== '');
+  if (list.length === 0) throw new Error('expected a comma-separated list of origins');
+  return list;
+};
 
 function idleSeconds(value: string): number {
   const n = integer(0, 960)(value);
@@ -99,8 +124,35 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'idleTimeout', flag: 'idle-timeout', env: [], default: 120, arg: 'seconds', description: 'close a silent WebSocket after this long (pings keep live ones open); 0 disables', parse: idleSeconds }),
   setting({ key: 'maxBackpressure', flag: 'max-backpressure', env: [], default: 1 * MiB, arg: 'bytes', description: 'unsent bytes per WebSocket before it is dropped (the client sees 1006)', parse: integer(1024) }),
   setting({ key: 'shutdownTimeout', flag: 'shutdown-timeout', env: [], default: 5000, arg: 'ms', description: 'longest a graceful shutdown may take', parse: integer(0, 600_000) }),
+  setting({ key: 'drainTimeout', flag: 'drain-timeout', env: [], default: 0, arg: 'ms', description: 'on SIGTERM, refuse new upgrades (503) for this long before closing clients with 1001', parse: integer(0, 3_600_000) }),
   setting({ key: 'logLevel', flag: 'log-level', env: [], default: 'info', arg: 'level', description: 'trace, debug, info, warn, error, fatal or silent', parse: oneOf<LogLevel>('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') }),
+  setting({ key: 'backendToken', flag: 'backend-token', env: [], default: undefined, shown: 'none', arg: 'token', description: 'backends must send {"action":"auth","params":{"token"}} first, within 5 s', parse: text, secret: true }),
+  setting({ key: 'tlsCert', flag: 'tls-cert', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM certificate: serve wss:// (with --tls-key)', parse: text }),
+  setting({ key: 'tlsKey', flag: 'tls-key', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM private key for --tls-cert', parse: text }),
+  setting({ key: 'backendTlsCert', flag: 'backend-tls-cert', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM certificate: put the backend port on TLS (with --backend-tls-key)', parse: text }),
+  setting({ key: 'backendTlsKey', flag: 'backend-tls-key', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM private key for --backend-tls-cert', parse: text }),
+  setting({ key: 'allowedOrigins', flag: 'allowed-origins', env: [], default: undefined, shown: 'any', arg: 'list', description: 'comma-separated Origin values allowed to connect; others get 403', parse: origins }),
+  setting({ key: 'maxConnections', flag: 'max-connections', env: [], default: 0, shown: '0 (no limit)', arg: 'n', description: 'open WebSockets (and upgrades in progress) allowed; beyond: 503', parse: integer(0) }),
+  setting({ key: 'maxConnectionsPerIp', flag: 'max-connections-per-ip', env: [], default: 0, shown: '0 (no limit)', arg: 'n', description: 'open WebSockets allowed per client IP; beyond: 429', parse: integer(0) }),
+  setting({ key: 'metricsPort', flag: 'metrics-port', env: [], default: undefined, shown: 'off', arg: 'port', description: 'serve /metrics (Prometheus), /healthz and /readyz on this port', parse: port }),
+  setting({ key: 'metricsHost', flag: 'metrics-host', env: [], default: '127.0.0.1', arg: 'addr', description: 'bind address of the metrics port', parse: text }),
 ].map((s) => ({ ...s, env: [strandsEnv(s.flag), ...s.env] })) as Setting[];
+
+/** The default as --help and the README show it. */
+export function shownDefault(s: Setting): string {
+  return s.shown ?? String(s.default);
+}
+
+/** Settings that only make sense together; checked after every value parsed. */
+function checkPairs(config: BrokerConfig): void {
+  const pairs: [keyof BrokerConfig, keyof BrokerConfig, string, string][] = [
+    ['tlsCert', 'tlsKey', 'tls-cert', 'tls-key'],
+    ['backendTlsCert', 'backendTlsKey', 'backend-tls-cert', 'backend-tls-key'],
+  ];
+  for (const [a, b, flagA, flagB] of pairs) {
+    if ((config[a] === undefined) !== (config[b] === undefined)) throw new ConfigError(`--${flagA} and --${flagB} must be given together`);
+  }
+}
 
 export function defaultConfig(): BrokerConfig {
   const config: Record<string, unknown> = {};
@@ -127,8 +179,9 @@ export function resolveConfig(flags: Record<string, string | undefined>, env: No
       config[s.key] = s.parse(raw);
     } catch (err) {
       const where = source.startsWith('--') ? source : `${source} (--${s.flag})`;
-      throw new ConfigError(`invalid value for ${where}: ${(err as Error).message}`);
+      throw new ConfigError(`invalid value for ${where}: ${s.secret ? 'expected a non-empty value' : (err as Error).message}`);
     }
   }
+  checkPairs(config as unknown as BrokerConfig);
   return config as unknown as BrokerConfig;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { Broker } from './broker';
-import { ConfigError, SETTINGS, resolveConfig } from './config';
+import { ConfigError, SETTINGS, resolveConfig, shownDefault } from './config';
 import { createLogger } from './logger';
 import { startEchoBackend } from './client/echo-backend';
 
@@ -32,10 +32,10 @@ async function runBroker(flags: Record<string, string | undefined>): Promise<voi
   let signals = 0;
   const stop = (signal: NodeJS.Signals): void => {
     if (++signals > 1) fail(`second ${signal}: exiting without finishing the shutdown`);
-    log.info({ signal }, 'shutting down');
-    // The broker keeps its own deadline; this one only guards against a stop that hangs anyway.
-    setTimeout(() => process.exit(0), config.shutdownTimeout + 1000).unref();
-    void broker.stop().then(() => process.exit(0));
+    log.info({ signal, drainMs: config.drainTimeout }, 'shutting down');
+    // The broker keeps its own deadlines; this one only guards against a stop that hangs anyway.
+    setTimeout(() => process.exit(0), config.drainTimeout + config.shutdownTimeout + 1000).unref();
+    void broker.drain(config.drainTimeout).then(() => process.exit(0));
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -44,7 +44,7 @@ async function runBroker(flags: Record<string, string | undefined>): Promise<voi
 function brokerOptions(): Option[] {
   return SETTINGS.map((s) => {
     const env = s.env.join(', ');
-    return new Option(`--${s.flag} <${s.arg}>`, `${s.description} (default: ${String(s.default)}; env: ${env})`);
+    return new Option(`--${s.flag} <${s.arg}>`, `${s.description} (default: ${shownDefault(s)}; env: ${env})`);
   });
 }
 

@@ -32,6 +32,8 @@ export class BackendLink {
   readonly remote: string;
   /** Heartbeats in a row at which this link was above its high-water mark. */
   hwmStrikes = 0;
+  /** False until the backend sent a valid `auth` line, when --backend-token is set. */
+  authenticated = true;
   private lines: string[] = [];
   private affinities: number[] = [];
   private chars = 0;
@@ -114,6 +116,10 @@ export class BackendLink {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  onceClosed(listener: () => void): void {
+    this.socket.once('close', listener);
   }
 
   private handleClose(error: Error | undefined): void {

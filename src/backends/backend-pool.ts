@@ -12,6 +12,7 @@ export interface PoolStats {
   /** Events dropped: queue full, or queue disabled with no backend able to take them. */
   queueDropped: number;
   backendsDroppedForBackpressure: number;
+  heartbeats: number;
 }
 
 /**
@@ -20,7 +21,7 @@ export interface PoolStats {
  * before any newer event, so while anything is queued new events queue too.
  */
 export class BackendPool {
-  readonly stats: PoolStats = { queueDropped: 0, backendsDroppedForBackpressure: 0 };
+  readonly stats: PoolStats = { queueDropped: 0, backendsDroppedForBackpressure: 0, heartbeats: 0 };
   private links: BackendLink[] = [];
   private readonly queue: RingBuffer<OutgoingEvent>;
   private requestCursor = 0;
@@ -116,6 +117,7 @@ export class BackendPool {
       } else {
         link.hwmStrikes = 0;
       }
+      this.stats.heartbeats++;
       link.send(HEARTBEAT_LINE);
     }
   }

@@ -9,10 +9,31 @@ export type Params = Record<string, unknown>;
 /** Receives each `response` line (the answer to a connection_request). */
 export type ResponseHandler = (link: BackendLink, requestId: string, params: Params) => void;
 
-/** Counters read by metrics and tests. */
+/** Why a backend got an `error` event; a label of strands_errors_total. */
+export type ErrorKind =
+  | 'invalid_json'
+  | 'not_an_object'
+  | 'unknown_action'
+  | 'invalid_params'
+  | 'oversized_line'
+  | 'unknown_request'
+  | 'auth_failed'
+  | 'rejected'
+  | 'timeout'
+  | 'no_backend';
+
+export const ERROR_KINDS: readonly ErrorKind[] = ['invalid_json', 'not_an_object', 'unknown_action', 'invalid_params', 'oversized_line', 'unknown_request', 'auth_failed', 'rejected', 'timeout', 'no_backend'];
+
+/** Counters read by metrics and tests; plain numbers bumped on the hot path. */
 export interface RouterStats {
-  /** Lines skipped as invalid, each answered with an `error` event. */
-  rejectedLines: number;
+  /** Backend lines acted on, by action. */
+  actions: { broadcast: number; message_to_room: number; message_to_connection: number; response: number };
+  /** Error events sent, by kind. */
+  errors: Record<ErrorKind, number>;
+}
+
+export function newErrorCounts(): Record<ErrorKind, number> {
+  return Object.fromEntries(ERROR_KINDS.map((kind) => [kind, 0])) as Record<ErrorKind, number>;
 }
 
 /**
@@ -21,7 +42,10 @@ export interface RouterStats {
  * and its backend gets an `error` event saying why; the link stays up.
  */
 export class BackendRouter {
-  readonly stats: RouterStats = { rejectedLines: 0 };
+  readonly stats: RouterStats = {
+    actions: { broadcast: 0, message_to_room: 0, message_to_connection: 0, response: 0 },
+    errors: newErrorCounts(),
+  };
 
   constructor(
     private readonly hub: ClientHub,
@@ -34,49 +58,62 @@ export class BackendRouter {
     try {
       parsed = JSON.parse(line.toString('utf8'));
     } catch {
-      this.reject(link, 'invalid JSON', undefined);
+      this.reject(link, 'invalid_json', 'invalid JSON', undefined);
       return;
     }
     if (!isObject(parsed)) {
-      this.reject(link, 'a line must be a JSON object', undefined);
+      this.reject(link, 'not_an_object', 'a line must be a JSON object', undefined);
       return;
     }
     const { request_id, action, params = {} } = parsed as BackendLine;
     const requestId = typeof request_id === 'string' ? request_id : undefined;
     if (!isObject(params)) {
-      this.reject(link, `${String(action)}: params must be an object`, requestId);
+      this.reject(link, 'invalid_params', `${String(action)}: params must be an object`, requestId);
       return;
     }
     switch (action) {
       case Action.MessageToConnection: {
         const clientId = this.stringParam(link, action, params, requestId, 'conn_id');
         const message = clientId === undefined ? undefined : this.stringParam(link, action, params, requestId, 'message');
-        if (message !== undefined) this.hub.sendToClient(clientId as string, message);
+        if (message === undefined) return;
+        this.stats.actions.message_to_connection++;
+        this.hub.sendToClient(clientId as string, message);
         return;
       }
       case Action.MessageToRoom: {
         const roomId = this.stringParam(link, action, params, requestId, 'room_id');
         const message = roomId === undefined ? undefined : this.stringParam(link, action, params, requestId, 'message');
-        if (message !== undefined) this.hub.publishToRoom(roomId as string, message);
+        if (message === undefined) return;
+        this.stats.actions.message_to_room++;
+        this.hub.publishToRoom(roomId as string, message);
         return;
       }
       case Action.Broadcast: {
         const message = this.stringParam(link, action, params, requestId, 'message');
-        if (message !== undefined) this.hub.broadcast(message);
+        if (message === undefined) return;
+        this.stats.actions.broadcast++;
+        this.hub.broadcast(message);
         return;
       }
       case Action.Response:
-        if (requestId === undefined) this.reject(link, 'response: request_id must be a string', undefined);
-        else this.onResponse(link, requestId, params);
+        if (requestId === undefined) {
+          this.reject(link, 'invalid_params', 'response: request_id must be a string', undefined);
+          return;
+        }
+        this.stats.actions.response++;
+        this.onResponse(link, requestId, params);
+        return;
+      case Action.Auth:
+        // Already authenticated (or no token configured): a backend that always sends auth is welcome.
         return;
       default:
-        this.reject(link, `unknown action ${JSON.stringify(action) ?? 'undefined'}`, requestId);
+        this.reject(link, 'unknown_action', `unknown action ${JSON.stringify(action) ?? 'undefined'}`, requestId);
     }
   }
 
   /** Tells the backend its line was skipped, and why. */
-  reject(link: BackendLink, problem: string, requestId: string | undefined): void {
-    this.stats.rejectedLines++;
+  reject(link: BackendLink, kind: ErrorKind, problem: string, requestId: string | undefined): void {
+    this.stats.errors[kind]++;
     const error = requestId === undefined ? problem : `${problem} (request_id ${requestId})`;
     this.log.debug({ backend: link.remote, error }, 'skipped a backend line');
     link.send(requestId === undefined ? errorLine(error) : errorLine(error, {}, requestId));
@@ -86,7 +123,7 @@ export class BackendRouter {
   private stringParam(link: BackendLink, action: string, params: Params, requestId: string | undefined, name: string): string | undefined {
     const value = params[name];
     if (typeof value === 'string') return value;
-    this.reject(link, `${action}: params.${name} must be a string`, requestId);
+    this.reject(link, 'invalid_params', `${action}: params.${name} must be a string`, requestId);
     return undefined;
   }
 }

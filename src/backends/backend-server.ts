@@ -1,10 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 
 export interface BackendServerOptions {
   host: string;
   port: number;
   /** TCP keepalive probe delay, so that a backend whose host vanished is noticed. */
   keepAliveMs: number;
+  /** PEM certificate and key: backends connect with TLS. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
 }
 
 /** The TCP door backends connect to; each accepted socket is handed on as is. */
@@ -15,7 +18,8 @@ export class BackendServer {
     private readonly options: BackendServerOptions,
     onSocket: (socket: Socket) => void,
   ) {
-    this.server = createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: options.keepAliveMs }, onSocket);
+    const socketOptions = { noDelay: true, keepAlive: true, keepAliveInitialDelay: options.keepAliveMs };
+    this.server = options.tls ? createTlsServer({ ...socketOptions, ...options.tls }, onSocket) : createServer(socketOptions, onSocket);
   }
 
   listen(): Promise<number> {

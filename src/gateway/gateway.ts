@@ -7,6 +7,8 @@ import { loadNativeUws, type HttpResponse, type TemplatedApp, type WebSocket, ty
 import type { ClientSession, GatewayHandler, RejectStatus, UpgradeAttempt } from './session';
 
 export interface GatewayOptions {
+  /** PEM files: serve wss:// through uWS SSLApp. */
+  tls?: { certFile: string; keyFile: string } | undefined;
   host: string;
   port: number;
   maxPayload: number;
@@ -21,12 +23,39 @@ const STATUS_LINE: Record<RejectStatus, string> = {
   504: '504 Gateway Timeout',
 };
 
-/** Counters read by metrics and tests; plain numbers, bumped on the hot path. */
+/** Why sockets closed, from their close code. */
+export interface ClosedBy {
+  /** 1000, or 1005 (a close frame without a code). */
+  normal: number;
+  /** 1001: the client navigated away, or the broker shut down. */
+  going_away: number;
+  /** 1009: a frame over --max-payload. */
+  too_big: number;
+  /** 1006, no close frame: over --max-backpressure, or the client vanished. */
+  abnormal: number;
+  other: number;
+}
+
+/** Counters read by metrics and tests; plain numbers, bumped per connection. */
 export interface GatewayStats {
   opened: number;
-  closed: number;
-  /** Closed without a close frame: over --max-backpressure, or the client vanished (1006). */
-  abnormallyClosed: number;
+  closedBy: ClosedBy;
+}
+
+function closeReason(code: number): keyof ClosedBy {
+  switch (code) {
+    case 1000:
+    case 1005:
+      return 'normal';
+    case CloseCode.GoingAway:
+      return 'going_away';
+    case CloseCode.MessageTooBig:
+      return 'too_big';
+    case CloseCode.Abnormal:
+      return 'abnormal';
+    default:
+      return 'other';
+  }
 }
 
 /**
@@ -35,7 +64,9 @@ export interface GatewayStats {
  * that imports uWebSockets.js.
  */
 export class Gateway implements ClientHub {
-  readonly stats: GatewayStats = { opened: 0, closed: 0, abnormallyClosed: 0 };
+  readonly stats: GatewayStats = { opened: 0, closedBy: { normal: 0, going_away: 0, too_big: 0, abnormal: 0, other: 0 } };
+  /** Open sockets per room, for the rooms gauge; uWS keeps the subscriptions themselves. */
+  private readonly roomMembers = new Map<string, number>();
   private readonly app: TemplatedApp;
   private readonly sockets = new Set<WebSocket<ClientSession>>();
   private listenSocket: us_listen_socket | null = null;
@@ -47,7 +78,7 @@ export class Gateway implements ClientHub {
     private readonly log: Logger,
   ) {
     const uWS = loadNativeUws();
-    this.app = uWS.App();
+    this.app = options.tls ? uWS.SSLApp({ cert_file_name: options.tls.certFile, key_file_name: options.tls.keyFile }) : uWS.App();
     this.app
       .ws<ClientSession>('/*', {
         maxPayloadLength: options.maxPayload,
@@ -90,6 +121,10 @@ export class Gateway implements ClientHub {
     return this.sockets.size;
   }
 
+  get roomCount(): number {
+    return this.roomMembers.size;
+  }
+
   /** Stops accepting new connections; open sockets stay. */
   stopListening(): void {
     if (this.listenSocket) {
@@ -120,13 +155,15 @@ export class Gateway implements ClientHub {
     const attempt = new PendingUpgrade(res, context, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), this.log);
     const headers: Record<string, string[]> = Object.create(null);
     req.forEach((name, value) => addHeader(headers, name, value));
-    this.handler.onUpgrade({ headers, url, query: req.getQuery() ?? '', remoteAddr: remoteAddress(res) }, attempt);
+    const remoteIp = Buffer.from(res.getRemoteAddressAsText()).toString();
+    this.handler.onUpgrade({ headers, url, query: req.getQuery() ?? '', remoteIp, remoteAddr: withPort(res, remoteIp) }, attempt);
   }
 
   private open(ws: WebSocket<ClientSession>): void {
     const session = ws.getUserData();
     this.sockets.add(ws);
     this.stats.opened++;
+    this.roomMembers.set(session.roomId, (this.roomMembers.get(session.roomId) ?? 0) + 1);
     ws.subscribe(BROADCAST_TOPIC);
     ws.subscribe(roomTopic(session.roomId));
     ws.subscribe(clientTopic(session.clientId));
@@ -137,8 +174,10 @@ export class Gateway implements ClientHub {
     const session = ws.getUserData();
     session.closed = true;
     this.sockets.delete(ws);
-    this.stats.closed++;
-    if (code === CloseCode.Abnormal) this.stats.abnormallyClosed++;
+    this.stats.closedBy[closeReason(code)]++;
+    const members = this.roomMembers.get(session.roomId) ?? 1;
+    if (members === 1) this.roomMembers.delete(session.roomId);
+    else this.roomMembers.set(session.roomId, members - 1);
     this.handler.onClose(session, code);
   }
 }
@@ -186,8 +225,7 @@ class PendingUpgrade implements UpgradeAttempt {
 let remotePortReadable: boolean | undefined;
 
 /** `ip:port` as Go prints it ([v6]:port); builds of uWS without getRemotePort give the ip alone. */
-function remoteAddress(res: HttpResponse): string {
-  const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+function withPort(res: HttpResponse, ip: string): string {
   remotePortReadable ??= typeof res.getRemotePort === 'function';
   if (!remotePortReadable) return ip;
   const port = res.getRemotePort() as number;

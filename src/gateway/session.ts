@@ -5,6 +5,8 @@
 export interface ClientSession {
   readonly clientId: string;
   readonly roomId: string;
+  /** The peer's ip, to release its per-ip connection slot at close. */
+  readonly remoteIp: string;
   /** `{"client_id","room_id","metadata"}` serialized once, reused in every event line. */
   readonly contextJson: string;
   /** Hash of clientId, for balancing policies that keep a client on one backend. */
@@ -18,6 +20,8 @@ export interface UpgradeRequest {
   headers: Record<string, string[]>;
   url: string;
   query: string;
+  remoteIp: string;
+  /** `ip:port`, or the ip alone where uWS does not report the port. */
   remoteAddr: string;
 }
 

@@ -10,6 +10,7 @@ export const Action = {
   Broadcast: 'broadcast',
   MessageToRoom: 'message_to_room',
   MessageToConnection: 'message_to_connection',
+  Auth: 'auth',
 } as const;
 
 export type ActionName = (typeof Action)[keyof typeof Action];

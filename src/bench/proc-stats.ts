@@ -1,0 +1,55 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
+
+/** A process's CPU time so far (user + system) and resident memory, from /proc. */
+export interface ProcSample {
+  cpuUs: number;
+  rssBytes: number;
+  atUs: number;
+}
+
+let ticksPerSecond: number | undefined;
+
+/** /proc/<pid>/stat counts CPU in clock ticks; their rate is asked of the system once. */
+function clockTicks(): number {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+export function readProcSample(pid: number, atUs: number): ProcSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may contain spaces and parentheses; fields after it are plain.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
+  return { cpuUs: (ticks * 1e6) / clockTicks(), rssBytes: rssKb * 1024, atUs };
+}
+
+/** Reads samples of one process, or of none: every reading is then undefined. */
+export class ProcWatch {
+  constructor(readonly pid: number | undefined) {}
+
+  sample(atUs: number): ProcSample | undefined {
+    return this.pid === undefined ? undefined : readProcSample(this.pid, atUs);
+  }
+}
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  node: string;
+}
+
+export function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  return { cpuModel: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, node: process.version };
+}
