@@ -67,7 +67,7 @@ const MiB = 1024 * 1024;
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> {
   return (text) => {
-    if (!/^\d+$/.test(text.trim())) throw new Error(`expected a whole number, got "${text}"`);
+    if (!/^\d+$/.test(text.trim())) throw new Error(`expected a whole number, got ${JSON.stringify(text)}`);
     const n = Number(text);
     if (n < min || n > max) throw new Error(`expected ${min}..${max}, got ${n}`);
     return n;
@@ -76,7 +76,7 @@ function integer(min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> {
 
 function oneOf<T extends string>(...choices: T[]): Parser<T> {
   return (text) => {
-    if (!(choices as string[]).includes(text)) throw new Error(`expected one of ${choices.join(', ')}, got "${text}"`);
+    if (!(choices as string[]).includes(text)) throw new Error(`expected one of ${choices.join(', ')}, got ${JSON.stringify(text)}`);
     return text as T;
   };
 }

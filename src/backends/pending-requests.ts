@@ -56,6 +56,8 @@ export class PendingRequests<T extends PendingEntry> {
   }
 
   private arm(deadline: number): void {
+    // A timeout handler may add a request (arming a timer) before the loop in expire re-arms.
+    clearTimeout(this.timer);
     this.timer = setTimeout(() => this.expire(), Math.max(0, deadline - this.now()));
     this.timer.unref();
   }

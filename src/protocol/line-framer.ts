@@ -13,6 +13,8 @@ export class LineFramer {
   private tailBytes = 0;
   private discarding = false;
   private discardedBytes = 0;
+  /** Whether the last byte discarded was a `\r`, which the line's reported length leaves out. */
+  private discardedCR = false;
 
   constructor(
     private readonly maxLine: number,
@@ -59,7 +61,8 @@ export class LineFramer {
   /** Completes the carried-over line with the first `nl` bytes of `chunk`. */
   private finishTail(chunk: Buffer, nl: number): void {
     if (this.discarding) {
-      const total = this.discardedBytes + nl;
+      let total = this.discardedBytes + nl;
+      if (nl > 0 ? chunk[nl - 1] === 13 : this.discardedCR) total--;
       this.discarding = false;
       this.discardedBytes = 0;
       this.onOversized(total);
@@ -77,12 +80,14 @@ export class LineFramer {
     const bytes = chunk.length - start;
     if (this.discarding) {
       this.discardedBytes += bytes;
+      this.discardedCR = chunk[chunk.length - 1] === 13;
       return;
     }
     // +1 leaves room for a `\r` that the next read may turn into a line ending.
     if (this.tailBytes + bytes > this.maxLine + 1) {
       this.discarding = true;
       this.discardedBytes = this.tailBytes + bytes;
+      this.discardedCR = chunk[chunk.length - 1] === 13;
       this.tail = [];
       this.tailBytes = 0;
       return;
