@@ -74,11 +74,15 @@ export class Broker implements GatewayHandler {
 
   /** What each backend link reports; the gateway's events are this class's own methods. */
   private readonly linkEvents: BackendLinkEvents = {
-    onLine: (link, line) => (link.authenticated ? this.router.route(link, line) : this.authenticate(link, line)),
+    onLine: (link, line) => {
+      if (link.authenticated) this.router.route(link, line);
+      else if (this.unauthenticated.has(link)) this.authenticate(link, line);
+      // Otherwise it failed authentication and is closing: what else it sent is ignored.
+    },
     onOversizedLine: (link, bytes) => {
       const problem = `line of ${bytes} bytes exceeds --max-line ${this.config.maxLine}; discarded`;
       if (link.authenticated) this.router.reject(link, 'oversized_line', problem, undefined);
-      else this.expel(link, problem);
+      else if (this.unauthenticated.has(link)) this.expel(link, problem);
     },
     onWritable: () => this.pool.drainQueue(),
     onClose: (link, error) => this.onBackendClose(link, error),
@@ -251,7 +255,7 @@ export class Broker implements GatewayHandler {
     link.authenticated = false;
     this.unauthenticated.add(link);
     const timer = setTimeout(() => {
-      if (!link.authenticated) this.expel(link, `no auth line within ${BACKEND_AUTH_TIMEOUT_MS} ms`);
+      if (this.unauthenticated.has(link)) this.expel(link, `no auth line within ${BACKEND_AUTH_TIMEOUT_MS} ms`);
     }, BACKEND_AUTH_TIMEOUT_MS);
     timer.unref();
     link.onceClosed(() => clearTimeout(timer));

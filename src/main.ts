@@ -22,16 +22,11 @@ async function runBroker(flags: Record<string, string | undefined>): Promise<voi
     throw err;
   }
   const log = createLogger(config.logLevel);
-  let broker: Broker;
-  try {
-    broker = new Broker(config, log);
-    await broker.start();
-  } catch (err) {
-    fail((err as Error).message);
-  }
+  let broker: Broker | undefined;
   let signals = 0;
+  // Installed before the ports open: a supervisor may signal as soon as it sees them.
   const stop = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) fail(`second ${signal}: exiting without finishing the shutdown`);
+    if (++signals > 1 || broker === undefined) fail(`${signal} ${broker ? 'again' : 'before the broker started'}: exiting at once`);
     log.info({ signal, drainMs: config.drainTimeout }, 'shutting down');
     // The broker keeps its own deadlines; this one only guards against a stop that hangs anyway.
     setTimeout(() => process.exit(0), config.drainTimeout + config.shutdownTimeout + 1000).unref();
@@ -39,6 +34,13 @@ async function runBroker(flags: Record<string, string | undefined>): Promise<voi
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  try {
+    const starting = new Broker(config, log);
+    broker = starting;
+    await starting.start();
+  } catch (err) {
+    fail((err as Error).message);
+  }
 }
 
 function brokerOptions(): Option[] {

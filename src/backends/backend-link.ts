@@ -92,7 +92,8 @@ export class BackendLink {
     this.lines = [];
     this.affinities = [];
     this.chars = 0;
-    this.socket.write(batch);
+    // The kernel took it all: no 'drain' will come, so say now that more can be sent.
+    if (this.socket.write(batch)) this.events.onWritable(this);
   }
 
   /** Flushes and half-closes; resolves when the socket is closed or after `timeoutMs`. */

@@ -116,7 +116,7 @@ export class BackendRouter {
     this.stats.errors[kind]++;
     const error = requestId === undefined ? problem : `${problem} (request_id ${requestId})`;
     this.log.debug({ backend: link.remote, error }, 'skipped a backend line');
-    link.send(requestId === undefined ? errorLine(error) : errorLine(error, {}, requestId));
+    link.send(errorLine(error));
   }
 
   /** The named param if it is a string; otherwise rejects the line. */

@@ -31,10 +31,21 @@ export interface ClosedBy {
   going_away: number;
   /** 1009: a frame over --max-payload. */
   too_big: number;
+  /** 1006 with uWS's "Received invalid UTF-8": a text frame that was not UTF-8. */
+  invalid_utf8: number;
+  /** 1006 with uWS's "WebSocket timed out from inactivity": silent past --idle-timeout. */
+  idle_timeout: number;
   /** 1006, no close frame: over --max-backpressure, or the client vanished. */
   abnormal: number;
   other: number;
 }
+
+/** uWS reports the closes it forces as 1006; its message says why. */
+const FORCED_CLOSE_REASONS: Record<string, keyof ClosedBy> = {
+  'Received too big message': 'too_big',
+  'Received invalid UTF-8': 'invalid_utf8',
+  'WebSocket timed out from inactivity': 'idle_timeout',
+};
 
 /** Counters read by metrics and tests; plain numbers, bumped per connection. */
 export interface GatewayStats {
@@ -42,7 +53,8 @@ export interface GatewayStats {
   closedBy: ClosedBy;
 }
 
-function closeReason(code: number): keyof ClosedBy {
+function closeReason(code: number, message: ArrayBuffer): keyof ClosedBy {
+  if (code === CloseCode.Abnormal) return FORCED_CLOSE_REASONS[Buffer.from(message).toString()] ?? 'abnormal';
   switch (code) {
     case 1000:
     case 1005:
@@ -51,8 +63,6 @@ function closeReason(code: number): keyof ClosedBy {
       return 'going_away';
     case CloseCode.MessageTooBig:
       return 'too_big';
-    case CloseCode.Abnormal:
-      return 'abnormal';
     default:
       return 'other';
   }
@@ -64,7 +74,7 @@ function closeReason(code: number): keyof ClosedBy {
  * that imports uWebSockets.js.
  */
 export class Gateway implements ClientHub {
-  readonly stats: GatewayStats = { opened: 0, closedBy: { normal: 0, going_away: 0, too_big: 0, abnormal: 0, other: 0 } };
+  readonly stats: GatewayStats = { opened: 0, closedBy: { normal: 0, going_away: 0, too_big: 0, invalid_utf8: 0, idle_timeout: 0, abnormal: 0, other: 0 } };
   /** Open sockets per room, for the rooms gauge; uWS keeps the subscriptions themselves. */
   private readonly roomMembers = new Map<string, number>();
   private readonly app: TemplatedApp;
@@ -81,16 +91,21 @@ export class Gateway implements ClientHub {
     this.app = options.tls ? uWS.SSLApp({ cert_file_name: options.tls.certFile, key_file_name: options.tls.keyFile }) : uWS.App();
     this.app
       .ws<ClientSession>('/*', {
-        maxPayloadLength: options.maxPayload,
+        // uWS drops frames over its own limit without a close frame; up to twice
+        // --max-payload is buffered so that the message handler can answer 1009.
+        maxPayloadLength: 2 * options.maxPayload,
         idleTimeout: options.idleTimeout,
         sendPingsAutomatically: true,
         maxBackpressure: options.maxBackpressure,
         closeOnBackpressureLimit: 1,
         compression: uWS.DISABLED,
-        upgrade: (res, req, context) => this.upgrade(res, req.getUrl(), req, context),
+        upgrade: (res, req, context) => this.upgrade(res, decodePath(req.getUrl()), req, context),
         open: (ws) => this.open(ws),
-        message: (ws, message) => this.handler.onMessage(ws.getUserData(), Buffer.from(message).toString('utf8')),
-        close: (ws, code) => this.close(ws, code),
+        message: (ws, message) => {
+          if (message.byteLength > options.maxPayload) ws.end(CloseCode.MessageTooBig, 'message too big');
+          else this.handler.onMessage(ws.getUserData(), Buffer.from(message).toString('utf8'));
+        },
+        close: (ws, code, message) => this.close(ws, code, message),
       })
       .any('/*', (res) => {
         res.writeStatus('426 Upgrade Required').writeHeader('Upgrade', 'websocket').end('This is a WebSocket endpoint.\n');
@@ -154,7 +169,8 @@ export class Gateway implements ClientHub {
     // uWS rule: the abort handler first, and everything needed later copied out of `req` now.
     const attempt = new PendingUpgrade(res, context, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), this.log);
     const headers: Record<string, string[]> = Object.create(null);
-    req.forEach((name, value) => addHeader(headers, name, value));
+    // Go moves Host out of r.Header (into r.Host); backends written for it never see it there.
+    req.forEach((name, value) => name !== 'host' && addHeader(headers, name, value));
     const remoteIp = Buffer.from(res.getRemoteAddressAsText()).toString();
     this.handler.onUpgrade({ headers, url, query: req.getQuery() ?? '', remoteIp, remoteAddr: withPort(res, remoteIp) }, attempt);
   }
@@ -170,11 +186,11 @@ export class Gateway implements ClientHub {
     this.handler.onOpen(session);
   }
 
-  private close(ws: WebSocket<ClientSession>, code: number): void {
+  private close(ws: WebSocket<ClientSession>, code: number, message: ArrayBuffer): void {
     const session = ws.getUserData();
     session.closed = true;
     this.sockets.delete(ws);
-    this.stats.closedBy[closeReason(code)]++;
+    this.stats.closedBy[closeReason(code, message)]++;
     const members = this.roomMembers.get(session.roomId) ?? 1;
     if (members === 1) this.roomMembers.delete(session.roomId);
     else this.roomMembers.set(session.roomId, members - 1);
@@ -230,4 +246,14 @@ function withPort(res: HttpResponse, ip: string): string {
   if (!remotePortReadable) return ip;
   const port = res.getRemotePort() as number;
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** The path percent-decoded, as Go's r.URL.Path is; left as sent if it is not valid percent-encoding. */
+function decodePath(raw: string): string {
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }

@@ -5,7 +5,7 @@
 export const CloseCode = {
   /** Shutdown or drain: the broker is going away, reconnect elsewhere. */
   GoingAway: 1001,
-  /** A frame larger than --max-payload (sent by uWS itself). */
+  /** A frame larger than --max-payload. */
   MessageTooBig: 1009,
   /**
    * What a client sees when it stopped reading and went over --max-backpressure:

@@ -23,6 +23,7 @@ export class LineFramer {
   ) {}
 
   push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
     let start = 0;
     let nl = chunk.indexOf(10);
     if (nl === -1) {

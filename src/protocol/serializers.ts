@@ -80,8 +80,9 @@ const stringifyError = fastJson({
 
 /**
  * An `error` event. `context` is always an object, because the Python client
- * builds a Context from it; `request_id` names the offending line when known.
+ * builds a Context from it. Its request_id is a fresh one like every event's;
+ * the text names the offending line's request_id.
  */
-export function errorLine(error: string, context: object = {}, requestId: string = nextEventId()): string {
-  return stringifyError({ request_id: requestId, action: Action.Error, params: { error, context } }) + '\n';
+export function errorLine(error: string, context: object = {}): string {
+  return stringifyError({ request_id: nextEventId(), action: Action.Error, params: { error, context } }) + '\n';
 }

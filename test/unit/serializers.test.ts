@@ -140,24 +140,27 @@ describe('serializers: error', () => {
     assert.notEqual(eventId(a), eventId(b));
   });
 
-  test('with a client context and the offending request_id', () => {
+  test('with a client context, under a fresh request_id', () => {
     for (const context of CONTEXTS) {
-      const parsed = parseLine(errorLine('unknown action "frobnicate"', context, 'their-id-7'));
-      assert.deepEqual(parsed, { request_id: 'their-id-7', action: 'error', params: { error: 'unknown action "frobnicate"', context } });
+      const parsed = parseLine(errorLine('unknown action "frobnicate" (request_id their-id-7)', context));
+      assert.deepEqual(parsed.params, { error: 'unknown action "frobnicate" (request_id their-id-7)', context });
+      assert.equal(parsed.action, 'error');
+      assert.notEqual(parsed.request_id, 'their-id-7');
     }
   });
 
   test('error text with quotes, backslashes, newlines and unicode', () => {
     for (const error of MESSAGES) {
-      const parsed = parseLine(errorLine(error, {}, 'x'));
-      assert.deepEqual(parsed, { request_id: 'x', action: 'error', params: { error, context: {} } });
+      const parsed = parseLine(errorLine(error));
+      assert.deepEqual(parsed.params, { error, context: {} });
     }
   });
 
-  test('an offending request_id that is itself hostile', () => {
+  test('an offending request_id that is itself hostile stays inside the error text', () => {
     const rid = 'evil"}\n{"action":"broadcast';
-    const parsed = parseLine(errorLine('bad json', {}, rid));
-    assert.equal(parsed.request_id, rid);
+    const line = errorLine(`bad json (request_id ${rid})`);
+    assert.equal(line.indexOf('\n'), line.length - 1);
+    assert.equal((parseLine(line) as { params: { error: string } }).params.error, `bad json (request_id ${rid})`);
   });
 });
 
