@@ -269,11 +269,11 @@ export class Broker implements GatewayHandler {
   }
 
   /** The first line of a backend when --backend-token is set: must be `auth` with the right token. */
-  private authenticate(link: BackendLink, line: Buffer): void {
+  private authenticate(link: BackendLink, line: string): void {
     let token: unknown;
     let action: unknown;
     try {
-      const parsed = JSON.parse(line.toString('utf8')) as { action?: unknown; params?: { token?: unknown } };
+      const parsed = JSON.parse(line) as { action?: unknown; params?: { token?: unknown } };
       action = parsed.action;
       token = parsed.params?.token;
     } catch {

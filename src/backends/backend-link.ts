@@ -2,7 +2,8 @@ import type { Socket } from 'node:net';
 import { LineFramer } from '../protocol/line-framer';
 
 export interface BackendLinkEvents {
-  onLine(link: BackendLink, line: Buffer): void;
+  /** A line from the backend, decoded as UTF-8 (invalid bytes become U+FFFD). */
+  onLine(link: BackendLink, line: string): void;
   onOversizedLine(link: BackendLink, bytes: number): void;
   /** The socket can take more: a good moment to move queued events to it. */
   onWritable(link: BackendLink): void;
@@ -48,7 +49,11 @@ export class BackendLink {
     private readonly events: BackendLinkEvents,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.framer = new LineFramer(maxLine, (line) => events.onLine(this, line), (bytes) => events.onOversizedLine(this, bytes));
+    this.framer = new LineFramer(
+      maxLine,
+      (buffer, start, end) => events.onLine(this, buffer.toString('utf8', start, end)),
+      (bytes) => events.onOversizedLine(this, bytes),
+    );
     socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
     socket.on('drain', () => {
       this.flush();

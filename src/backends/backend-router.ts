@@ -53,10 +53,10 @@ export class BackendRouter {
     private readonly log: Logger,
   ) {}
 
-  route(link: BackendLink, line: Buffer): void {
+  route(link: BackendLink, line: string): void {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(line.toString('utf8'));
+      parsed = JSON.parse(line);
     } catch {
       this.reject(link, 'invalid_json', 'invalid JSON', undefined);
       return;

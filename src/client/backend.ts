@@ -275,7 +275,7 @@ export class StrandsBackend extends EventEmitter {
     socket.setNoDelay(true);
     const framer = new LineFramer(
       this.maxLine,
-      (line) => this.onLine(line),
+      (buffer, start, end) => this.onLine(buffer.toString('utf8', start, end)),
       (bytes) => this.emit('protocol-error', `line of ${bytes} bytes exceeds maxLine`, ''),
     );
     let lastError: Error | undefined;
@@ -321,8 +321,7 @@ export class StrandsBackend extends EventEmitter {
     }
   }
 
-  private onLine(line: Buffer): void {
-    const text = line.toString('utf8');
+  private onLine(text: string): void {
     let msg: unknown;
     try {
       msg = JSON.parse(text);

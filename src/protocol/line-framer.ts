@@ -1,12 +1,18 @@
 /**
- * Splits a TCP byte stream into newline-terminated lines without copying:
- * complete lines inside a chunk are handed out as `subarray` views, and only
- * a trailing partial line is kept (as pieces, joined once when its newline
- * arrives, so a line spread over many reads costs one copy, not one per read).
+ * Receives each line as a byte range of a buffer: `buffer[start, end)`, without
+ * its line ending. Valid only until the call returns.
+ */
+export type LineHandler = (buffer: Buffer, start: number, end: number) => void;
+
+/**
+ * Splits a TCP byte stream into newline-terminated lines without copying or
+ * allocating per line: a complete line inside a chunk is handed out as a range
+ * of that chunk, and only a trailing partial line is kept (as pieces, joined
+ * once when its newline arrives, so a line spread over many reads costs one
+ * copy, not one per read).
  *
  * A `\r` before the `\n` is dropped and blank lines are skipped. A line longer
  * than `maxLine` bytes is discarded up to its newline and reported once.
- * Line views are valid only until `onLine` returns.
  */
 export class LineFramer {
   private tail: Buffer[] = [];
@@ -18,7 +24,7 @@ export class LineFramer {
 
   constructor(
     private readonly maxLine: number,
-    private readonly onLine: (line: Buffer) => void,
+    private readonly onLine: LineHandler,
     private readonly onOversized: (bytes: number) => void,
   ) {}
 
@@ -56,7 +62,7 @@ export class LineFramer {
       this.onOversized(end - start);
       return;
     }
-    this.onLine(chunk.subarray(start, end));
+    this.onLine(chunk, start, end);
   }
 
   /** Completes the carried-over line with the first `nl` bytes of `chunk`. */

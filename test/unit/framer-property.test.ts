@@ -31,7 +31,7 @@ function frame(stream: Buffer, cuts: number[], maxLine: number): { events: Event
   const events: Event[] = [];
   const framer = new LineFramer(
     maxLine,
-    (line) => events.push({ line: line.toString('hex') }),
+    (buffer, start, end) => events.push({ line: buffer.toString('hex', start, end) }),
     (bytes) => events.push({ oversized: bytes }),
   );
   let from = 0;
