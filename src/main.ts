@@ -4,6 +4,7 @@ import { Broker } from './broker';
 import { ConfigError, SETTINGS, resolveConfig, shownDefault } from './config';
 import { createLogger } from './logger';
 import { startEchoBackend } from './client/echo-backend';
+import { registerBenchCommand } from './bench/cli';
 
 /** Exit status for a bad flag or environment value, as for a usage error. */
 const EXIT_USAGE = 2;
@@ -77,6 +78,7 @@ export function buildCli(): Command {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });
+  registerBenchCommand(program);
   return program;
 }
 

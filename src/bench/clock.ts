@@ -11,9 +11,13 @@ export function nowUs(): number {
   return (origin + performance.now()) * 1000;
 }
 
-/** Resolves at the wall-clock instant `atUs` (at once if it has passed). */
-export function sleepUntil(atUs: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, (atUs - nowUs()) / 1000)));
+/**
+ * Resolves once the wall-clock instant `atUs` has passed (at once if it has).
+ * Node timers count from the event loop's cached time and may fire up to a
+ * millisecond early by this clock, so an early wake-up sleeps again.
+ */
+export async function sleepUntil(atUs: number): Promise<void> {
+  while (nowUs() < atUs) await sleep(Math.max(1, (atUs - nowUs()) / 1000));
 }
 
 export function sleep(ms: number): Promise<void> {

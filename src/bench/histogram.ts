@@ -1,4 +1,5 @@
 import * as hdr from 'hdr-histogram-js';
+import { round } from './format';
 
 export type Histogram = hdr.Histogram;
 
@@ -53,9 +54,4 @@ export function percentileCurve(h: Histogram): Array<[number, number]> {
   }
   points.push([100, h.maxValue]);
   return points;
-}
-
-function round(n: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(n * f) / f;
 }

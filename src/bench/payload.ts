@@ -14,7 +14,7 @@ export const MIN_PAYLOAD = 32;
 
 /** Writes headers into one pre-padded buffer; the caller sends it before the next write (ws copies it when framing). */
 export class PayloadWriter {
-  readonly buffer: Buffer;
+  private readonly buffer: Buffer;
   private headerEnd = 0;
 
   constructor(size: number) {
@@ -22,11 +22,12 @@ export class PayloadWriter {
     this.buffer = Buffer.alloc(size, PAD);
   }
 
+  /** `timeUs` must be a whole number. */
   write(seq: number, timeUs: number): Buffer {
     const buf = this.buffer;
     let end = writeDigits(buf, 0, seq);
     buf[end++] = COLON;
-    end = writeDigits(buf, end, Math.floor(timeUs));
+    end = writeDigits(buf, end, timeUs);
     buf[end++] = COLON;
     // A shorter header than the last one must not leave stale digits behind.
     if (end < this.headerEnd) buf.fill(PAD, end, this.headerEnd);

@@ -23,7 +23,9 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
-export function readProcSample(pid: number, atUs: number): ProcSample {
+/** Undefined when no process is watched (no --target-pid). */
+export function readProcSample(pid: number | undefined, atUs: number): ProcSample | undefined {
+  if (pid === undefined) return undefined;
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) may contain spaces and parentheses; fields after it are plain.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -32,15 +34,6 @@ export function readProcSample(pid: number, atUs: number): ProcSample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
   return { cpuUs: (ticks * 1e6) / clockTicks(), rssBytes: rssKb * 1024, atUs };
-}
-
-/** Reads samples of one process, or of none: every reading is then undefined. */
-export class ProcWatch {
-  constructor(readonly pid: number | undefined) {}
-
-  sample(atUs: number): ProcSample | undefined {
-    return this.pid === undefined ? undefined : readProcSample(this.pid, atUs);
-  }
 }
 
 export interface MachineInfo {
@@ -52,4 +45,16 @@ export interface MachineInfo {
 export function machineInfo(): MachineInfo {
   const cpus = os.cpus();
   return { cpuModel: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, node: process.version };
+}
+
+/** What the target spent between two pairs of samples: CPU over one span, RSS growth over another. */
+export interface TargetUsage {
+  cpuUs: number;
+  wallUs: number;
+  rssDeltaBytes: number;
+}
+
+export function usageBetween(cpuFrom: ProcSample | undefined, cpuTo: ProcSample | undefined, rssFrom: ProcSample | undefined, rssTo: ProcSample | undefined): TargetUsage | undefined {
+  if (!cpuFrom || !cpuTo || !rssFrom || !rssTo) return undefined;
+  return { cpuUs: cpuTo.cpuUs - cpuFrom.cpuUs, wallUs: cpuTo.atUs - cpuFrom.atUs, rssDeltaBytes: rssTo.rssBytes - rssFrom.rssBytes };
 }

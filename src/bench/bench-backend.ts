@@ -1,0 +1,36 @@
+import { StrandsBackend } from '../client/backend';
+import type { ErrorTally } from './error-tally';
+import type { HostPort } from './options';
+import { CLIENT_ID_HEADER } from './wire';
+
+/** The harness's own backend on the target's TCP port, built on the SDK. */
+export interface BenchBackend {
+  readonly sdk: StrandsBackend;
+  close(): Promise<void>;
+}
+
+/**
+ * Accepts every client under the id the harness chose, all in `room`; echoes
+ * each message to its sender when `echo`. A link that drops mid-run is an error.
+ */
+export async function startBenchBackend(tcp: HostPort, room: string, echo: boolean, errors: ErrorTally): Promise<BenchBackend> {
+  const sdk = new StrandsBackend({ host: tcp.host, port: tcp.port, reconnect: false });
+  sdk.onConnectionRequest((req) => ({ accepted: true, client_id: req.queryParam('client_id') ?? req.header(CLIENT_ID_HEADER), room_id: room }));
+  if (echo) sdk.onMessage((message, ctx) => sdk.sendToConnection(ctx.client_id, message));
+  let closing = false;
+  sdk.on('disconnect', (err?: Error) => {
+    if (!closing) errors.add(`the target closed the backend link${err ? `: ${err.message}` : ''}`);
+  });
+  try {
+    await sdk.connect();
+  } catch (err) {
+    throw new Error(`cannot connect a backend to the target at ${tcp.host}:${tcp.port}: ${(err as Error).message}`);
+  }
+  return {
+    sdk,
+    close: () => {
+      closing = true;
+      return sdk.close();
+    },
+  };
+}
