@@ -28,9 +28,25 @@ function isTokenChar(c: number): boolean {
   );
 }
 
+/**
+ * Canonical names of the header names seen so far: browsers send the same
+ * dozen on every upgrade. Bounded, since names come from clients.
+ */
+const canonicalCache = new Map<string, string>();
+const CANONICAL_CACHE_LIMIT = 512;
+
+function cachedCanonicalName(name: string): string {
+  let canonical = canonicalCache.get(name);
+  if (canonical === undefined) {
+    canonical = canonicalHeaderName(name);
+    if (canonicalCache.size < CANONICAL_CACHE_LIMIT) canonicalCache.set(name, canonical);
+  }
+  return canonical;
+}
+
 /** Adds one header line to a Go-style `http.Header` map, keeping every value in order. */
 export function addHeader(headers: Record<string, string[]>, name: string, value: string): void {
-  const key = canonicalHeaderName(name);
+  const key = cachedCanonicalName(name);
   const values = headers[key];
   if (values) values.push(value);
   else headers[key] = [value];
