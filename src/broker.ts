@@ -341,7 +341,11 @@ export class Broker implements GatewayHandler {
     if (!attempt.accept(session)) this.limiter.release(request.remoteIp);
   }
 
-  /** Answers the upgrade with an HTTP error and tells a backend (or the queue) why. */
+  /**
+   * Answers the upgrade with an HTTP error and tells a live backend why. The
+   * report is never queued: during an outage refusals would push the clients'
+   * own events out of the queue.
+   */
   private refuse(entry: { request: UpgradeRequest; attempt: UpgradeAttempt; startedAt: number }, status: RejectStatus, kind: 'rejected' | 'timeout' | 'no_backend', reason: string): void {
     const { request, attempt } = entry;
     // A client that already left needs no answer, and its backend no report.
@@ -349,7 +353,7 @@ export class Broker implements GatewayHandler {
     this.observer.authLatency((this.now() - entry.startedAt) / 1000, kind);
     this.router.stats.errors[kind]++;
     this.log.debug({ status, url: request.url, remote: request.remoteAddr }, reason);
-    this.pool.dispatch(errorLine(`${status}: ${reason}`, { url: request.url, remote_addr: request.remoteAddr }), 0);
+    this.pool.pickForRequest()?.send(errorLine(`${status}: ${reason}`, { url: request.url, remote_addr: request.remoteAddr }));
   }
 
   /** Refuses an upgrade that holds a connection slot; false if the client had already left. */

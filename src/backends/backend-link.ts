@@ -89,10 +89,14 @@ export class BackendLink {
     }
   }
 
-  /** Writes everything held, unless the socket is still backed up (then 'drain' calls again). */
+  /**
+   * Writes everything held, unless the socket is still backed up (then 'drain'
+   * calls again) or already ending: a socket ended by the backend drops writes
+   * silently before its 'close', so lines stay here for takeUnsent to requeue.
+   */
   flush(): void {
     this.flushScheduled = false;
-    if (this.isClosed || this.lines.length === 0 || this.socket.writableNeedDrain) return;
+    if (this.isClosed || this.lines.length === 0 || this.socket.writableNeedDrain || !this.socket.writable) return;
     const batch = this.lines.length === 1 ? (this.lines[0] as string) : this.lines.join('');
     this.lines = [];
     this.affinities = [];
