@@ -78,7 +78,7 @@ export class MetricsServer {
   private readonly server: Server;
 
   constructor(
-    private readonly broker: Broker,
+    broker: Broker,
     private readonly host: string,
     private readonly port: number,
     log: Logger,
