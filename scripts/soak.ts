@@ -603,8 +603,8 @@ class Faults {
     }, 5000);
     const framer = new LineFramer(
       16 * MiB,
-      (buffer, start, end) => {
-        const line = JSON.parse(buffer.toString('utf8', start, end)) as { request_id: string; action: string; params: Record<string, string> };
+      (text) => {
+        const line = JSON.parse(text) as { request_id: string; action: string; params: Record<string, string> };
         if (line.action === 'new_message') {
           this.ledger.receive(link, ...messageId(String(line.params.message)));
         } else if (line.action === 'connection_request' && !socket.writableEnded) {

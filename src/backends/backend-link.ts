@@ -51,7 +51,7 @@ export class BackendLink {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.framer = new LineFramer(
       maxLine,
-      (buffer, start, end) => events.onLine(this, buffer.toString('utf8', start, end)),
+      (line) => events.onLine(this, line),
       (bytes) => events.onOversizedLine(this, bytes),
     );
     socket.on('data', (chunk: Buffer) => this.framer.push(chunk));

@@ -275,7 +275,7 @@ export class StrandsBackend extends EventEmitter {
     socket.setNoDelay(true);
     const framer = new LineFramer(
       this.maxLine,
-      (buffer, start, end) => this.onLine(buffer.toString('utf8', start, end)),
+      (line) => this.onLine(line),
       (bytes) => this.emit('protocol-error', `line of ${bytes} bytes exceeds maxLine`, ''),
     );
     let lastError: Error | undefined;

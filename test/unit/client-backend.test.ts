@@ -35,7 +35,7 @@ class Peer {
   readonly lines = new Queue<string>();
 
   constructor(readonly socket: net.Socket) {
-    const framer = new LineFramer(64 * 1024 * 1024, (buffer, start, end) => this.lines.push(buffer.toString('utf8', start, end)), () => {});
+    const framer = new LineFramer(64 * 1024 * 1024, (line) => this.lines.push(line), () => {});
     socket.on('data', (chunk: Buffer) => framer.push(chunk));
     socket.on('error', () => {});
   }

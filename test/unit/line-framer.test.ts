@@ -5,7 +5,7 @@ import { prng, randomInt } from '../helpers/prng';
 
 interface Harness {
   framer: LineFramer;
-  /** Lines emitted so far, decoded as UTF-8 (ranges are only valid inside onLine, so they are decoded there). */
+  /** Lines emitted so far. */
   lines: string[];
   /** Byte counts reported for oversized lines. */
   oversized: number[];
@@ -16,7 +16,7 @@ function harness(maxLine: number): Harness {
   const oversized: number[] = [];
   const framer = new LineFramer(
     maxLine,
-    (buffer, start, end) => lines.push(buffer.toString('utf8', start, end)),
+    (line) => lines.push(line),
     (bytes) => oversized.push(bytes),
   );
   return { framer, lines, oversized };
@@ -330,37 +330,6 @@ describe('LineFramer: multi-byte UTF-8', () => {
     const h = harness(1024);
     pushPieces(h.framer, [...Buffer.from('😀\n')].map((b) => Buffer.from([b])));
     assert.deepEqual(h.lines, ['😀']);
-  });
-});
-
-describe('LineFramer: zero-copy ranges', () => {
-  test('lines wholly inside one chunk are ranges of that chunk', () => {
-    const chunk = Buffer.alloc(64);
-    const used = chunk.write('one\ntwo\r\n\nthree\n');
-    const input = chunk.subarray(0, used);
-    const seen: { sameBuffer: boolean; offset: number; text: string }[] = [];
-    const framer = new LineFramer(1024, (buffer, start, end) => seen.push({ sameBuffer: buffer === input, offset: start, text: buffer.toString('utf8', start, end) }), () => assert.fail('oversized'));
-    framer.push(input);
-    assert.deepEqual(seen, [
-      { sameBuffer: true, offset: 0, text: 'one' },
-      { sameBuffer: true, offset: 4, text: 'two' },
-      { sameBuffer: true, offset: 10, text: 'three' },
-    ]);
-  });
-
-  test('after a carried-over line completes, the rest of the chunk is still a range of it, not a copy', () => {
-    const first = Buffer.from('par');
-    const second = Buffer.alloc(16);
-    const used = second.write('tial\nwhole\n');
-    const chunk2 = second.subarray(0, used);
-    const seen: { text: string; sameBuffer: boolean }[] = [];
-    const framer = new LineFramer(1024, (buffer, start, end) => seen.push({ text: buffer.toString('utf8', start, end), sameBuffer: buffer === chunk2 }), () => assert.fail('oversized'));
-    framer.push(first);
-    framer.push(chunk2);
-    assert.deepEqual(seen, [
-      { text: 'partial', sameBuffer: false }, // joined from two reads: one copy
-      { text: 'whole', sameBuffer: true },
-    ]);
   });
 });
 
