@@ -95,7 +95,11 @@ export class Broker implements GatewayHandler {
   ) {
     const balancer: Balancer = config.balance === 'client' ? new ClientAffinityBalancer() : new RoundRobinBalancer();
     this.pool = new BackendPool(balancer, config.queueSize, log);
-    const tls = config.tlsCert !== undefined && config.tlsKey !== undefined ? { certFile: readable(config.tlsCert, '--tls-cert'), keyFile: readable(config.tlsKey, '--tls-key') } : undefined;
+    // uWS takes the PEM files by path: they are read here only so that a bad path fails clearly.
+    const tls =
+      config.tlsCert !== undefined && config.tlsKey !== undefined
+        ? { certFile: (readPem(config.tlsCert, '--tls-cert'), config.tlsCert), keyFile: (readPem(config.tlsKey, '--tls-key'), config.tlsKey) }
+        : undefined;
     this.gateway = new Gateway(
       { tls, host: config.host, port: config.wsPort, maxPayload: config.maxPayload, idleTimeout: config.idleTimeout, maxBackpressure: config.maxBackpressure },
       this,
@@ -104,7 +108,7 @@ export class Broker implements GatewayHandler {
     this.router = new BackendRouter(this.gateway, (link, id, params) => this.onResponse(link, id, params), log);
     const backendTls =
       config.backendTlsCert !== undefined && config.backendTlsKey !== undefined
-        ? { cert: readFileSync(readable(config.backendTlsCert, '--backend-tls-cert')), key: readFileSync(readable(config.backendTlsKey, '--backend-tls-key')) }
+        ? { cert: readPem(config.backendTlsCert, '--backend-tls-cert'), key: readPem(config.backendTlsKey, '--backend-tls-key') }
         : undefined;
     this.backendServer = new BackendServer({ host: config.tcpHost, port: config.tcpPort, keepAliveMs: BACKEND_KEEPALIVE_MS, tls: backendTls }, (socket) => this.onBackendSocket(socket));
     this.pending = new PendingRequests(now, (id, entry) => this.refuse(entry, 504, 'timeout', `connection request ${id} timed out after ${config.authTimeout} ms`));
@@ -375,12 +379,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The path, if the file can be read; a clear error naming the flag otherwise (uWS would fail obscurely). */
-function readable(path: string, flag: string): string {
+/** A PEM file's contents, or an error naming the flag (uWS alone would fail obscurely). */
+function readPem(path: string, flag: string): Buffer {
   try {
-    readFileSync(path);
+    return readFileSync(path);
   } catch (err) {
     throw new Error(`cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return path;
 }
