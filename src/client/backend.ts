@@ -353,18 +353,27 @@ export class StrandsBackend extends EventEmitter {
           return;
         }
         const context = ctx as unknown as ClientContext;
-        if (action === Action.NewMessage) {
-          this.guard(action, () => this.messageHandler(str(params.message), context));
-        } else if (action === Action.NewConnection) {
-          this.guard(action, () => this.connectionHandler(context));
-        } else {
-          this.guard(action, () => this.disconnectHandler(context));
+        // Called in place rather than through a closure: this runs once per client message.
+        try {
+          const result =
+            action === Action.NewMessage
+              ? this.messageHandler(str(params.message), context)
+              : action === Action.NewConnection
+                ? this.connectionHandler(context)
+                : this.disconnectHandler(context);
+          this.watch(result, action);
+        } catch (err) {
+          this.handlerError(err, action);
         }
         return;
       }
       case Action.Error: {
         const ctx = (isObject(params.context) ? params.context : {}) as ClientContext | Record<string, never>;
-        this.guard(action, () => this.errorHandler(str(params.error), ctx));
+        try {
+          this.watch(this.errorHandler(str(params.error), ctx), action);
+        } catch (err) {
+          this.handlerError(err, action);
+        }
         return;
       }
       case Action.Response:
@@ -417,13 +426,9 @@ export class StrandsBackend extends EventEmitter {
     this.enqueue(line);
   }
 
-  private guard(action: string, run: () => unknown): void {
-    try {
-      const result = run();
-      if (isThenable(result)) result.then(undefined, (err) => this.handlerError(err, action));
-    } catch (err) {
-      this.handlerError(err, action);
-    }
+  /** Reports the rejection of a handler that returned a promise. */
+  private watch(result: unknown, action: string): void {
+    if (isThenable(result)) result.then(undefined, (err) => this.handlerError(err, action));
   }
 
   private handlerError(err: unknown, action: string): void {
