@@ -48,6 +48,16 @@ test('--ws-port abc: exit status 2 and exactly one stderr line naming --ws-port'
   assert.match(err[0] as string, /abc/);
 });
 
+test('uWebSockets.js on its JavaScript fallback: the broker refuses to start, naming the Node.js version', async (t) => {
+  // The package's own switch forces the fallback, as a failed native load would.
+  const proc = spawnStrands(t, ['--ws-port', '0', '--tcp-port', '0'], { UWS_USE_FALLBACK: 'true' });
+  assert.equal((await proc.exited).code, 1);
+  const stderr = proc.stderr();
+  assert.match(stderr, /refusing to run on its JavaScript fallback/);
+  assert.ok(stderr.includes(process.version), `names ${process.version}: ${stderr}`);
+  assert.equal(proc.stdout.pending.some((line) => line.msg === 'strands broker listening'), false);
+});
+
 test('STRANDS_QUEUE_SIZE=abc: exit status 2 and one stderr line naming STRANDS_QUEUE_SIZE', async (t) => {
   const proc = spawnStrands(t, ['--ws-port', '0', '--tcp-port', '0'], { STRANDS_QUEUE_SIZE: 'abc' });
   assert.equal((await proc.exited).code, 2);
