@@ -23,6 +23,7 @@
  *
  * Exits 1 if any check fails (or a run could not be made), 0 otherwise.
  */
+import { parseArgs as parseArgv } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -77,22 +78,25 @@ interface GateOptions {
 }
 
 function parseArgs(argv: string[]): GateOptions {
-  const o: GateOptions = { runs: 3, duration: 5, warmup: 1, json: undefined, skipMicro: false, skipE2e: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--runs') o.runs = Number(value());
-    else if (a === '--duration') o.duration = Number(value());
-    else if (a === '--warmup') o.warmup = Number(value());
-    else if (a === '--json') o.json = value();
-    else if (a === '--skip-micro') o.skipMicro = true;
-    else if (a === '--skip-e2e') o.skipE2e = true;
-    else throw new Error(`unknown argument ${a}`);
-  }
+  const { values } = parseArgv({
+    args: argv,
+    options: {
+      runs: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      json: { type: 'string' },
+      'skip-micro': { type: 'boolean', default: false },
+      'skip-e2e': { type: 'boolean', default: false },
+    },
+  });
+  const o: GateOptions = {
+    runs: Number(values.runs),
+    duration: Number(values.duration),
+    warmup: Number(values.warmup),
+    json: values.json,
+    skipMicro: values['skip-micro'] === true,
+    skipE2e: values['skip-e2e'] === true,
+  };
   if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a whole number >= 1');
   if (!(o.duration > 0) || !(o.warmup >= 0)) throw new Error('--duration must be > 0 and --warmup >= 0');
   return o;

@@ -33,6 +33,7 @@
  * CPU 1), keeps them in bench/results/micro.json and renders them between the
  * `<!-- micro:start -->` and `<!-- micro:end -->` markers.
  */
+import { parseArgs as parseArgv } from 'node:util';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
@@ -96,23 +97,27 @@ interface Index {
 }
 
 function parseArgs(argv: string[]): TableOptions {
-  const o: TableOptions = { scenarios: [...SCENARIO_NAMES], duration: 10, warmup: 2, others: [], doc: undefined, fromResults: false, micro: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--other') o.others.push(parseOther(value()));
-    else if (a === '--scenarios') o.scenarios = value().split(',').map(scenarioName);
-    else if (a === '--duration') o.duration = Number(value());
-    else if (a === '--warmup') o.warmup = Number(value());
-    else if (a === '--doc') o.doc = value();
-    else if (a === '--from-results') o.fromResults = true;
-    else if (a === '--micro') o.micro = true;
-    else throw new Error(`unknown argument ${a}`);
-  }
+  const { values } = parseArgv({
+    args: argv,
+    options: {
+      other: { type: 'string', multiple: true, default: [] },
+      scenarios: { type: 'string', default: SCENARIO_NAMES.join(',') },
+      duration: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '2' },
+      doc: { type: 'string' },
+      'from-results': { type: 'boolean', default: false },
+      micro: { type: 'boolean', default: false },
+    },
+  });
+  const o: TableOptions = {
+    scenarios: (values.scenarios as string).split(',').map(scenarioName),
+    duration: Number(values.duration),
+    warmup: Number(values.warmup),
+    others: (values.other as string[]).map(parseOther),
+    doc: values.doc,
+    fromResults: values['from-results'] === true,
+    micro: values.micro === true,
+  };
   if (!(o.duration > 0) || !(o.warmup >= 0)) throw new Error('--duration must be > 0 and --warmup >= 0');
   return o;
 }

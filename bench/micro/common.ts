@@ -263,17 +263,6 @@ export function table(rows: string[][]): string {
   return out.join('\n');
 }
 
-/** A small deterministic PRNG (mulberry32), so every run sees the same input. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The gate's view of suites: pairs measured with measurePair, singles with measureCase, as run-all does. */
 export async function printSuites(suites: MicroSuite[], opts: MeasureOptions = DEFAULT_MEASURE): Promise<PairResult[]> {

@@ -24,7 +24,8 @@
  */
 import assert from 'node:assert/strict';
 import { LineFramer } from '../../src/protocol/line-framer';
-import { do_not_optimize, mainOf, rng, type MicroPair, type MicroSuite } from './common';
+import { prng as rng } from '../../test/helpers/prng';
+import { do_not_optimize, mainOf, type MicroPair, type MicroSuite } from './common';
 
 const MAX_LINE = 16 * 1024 * 1024; // the broker's default --max-line
 const KiB = 1024;

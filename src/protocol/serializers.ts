@@ -38,45 +38,39 @@ export function disconnectedLine(contextJson: string): string {
 
 export const HEARTBEAT_LINE = `{"request_id":"heartbeat","action":"${Action.Heartbeat}","params":{}}\n`;
 
-const stringifyConnectionRequest = fastJson({
-  type: 'object',
-  properties: {
-    request_id: { type: 'string' },
-    action: { type: 'string' },
-    params: {
-      type: 'object',
-      properties: {
-        headers: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } } },
-        url: { type: 'string' },
-        remote_addr: { type: 'string' },
-        query: { type: 'string' },
-      },
-      required: ['headers', 'url', 'remote_addr', 'query'],
+/** A line's `{"request_id", "action", "params"}` envelope around the schema of its params. */
+function envelope(params: object): Parameters<typeof fastJson>[0] {
+  return {
+    type: 'object',
+    properties: { request_id: { type: 'string' }, action: { type: 'string' }, params },
+    required: ['request_id', 'action', 'params'],
+  };
+}
+
+const stringifyConnectionRequest = fastJson(
+  envelope({
+    type: 'object',
+    properties: {
+      headers: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } } },
+      url: { type: 'string' },
+      remote_addr: { type: 'string' },
+      query: { type: 'string' },
     },
-  },
-  required: ['request_id', 'action', 'params'],
-});
+    required: ['headers', 'url', 'remote_addr', 'query'],
+  }),
+);
 
 export function connectionRequestLine(requestId: string, params: ConnectionRequestParams): string {
   return stringifyConnectionRequest({ request_id: requestId, action: Action.ConnectionRequest, params }) + '\n';
 }
 
-const stringifyError = fastJson({
-  type: 'object',
-  properties: {
-    request_id: { type: 'string' },
-    action: { type: 'string' },
-    params: {
-      type: 'object',
-      properties: {
-        error: { type: 'string' },
-        context: { type: 'object', additionalProperties: true },
-      },
-      required: ['error', 'context'],
-    },
-  },
-  required: ['request_id', 'action', 'params'],
-});
+const stringifyError = fastJson(
+  envelope({
+    type: 'object',
+    properties: { error: { type: 'string' }, context: { type: 'object', additionalProperties: true } },
+    required: ['error', 'context'],
+  }),
+);
 
 /**
  * An `error` event. `context` is always an object, because the Python client

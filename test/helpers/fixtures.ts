@@ -26,7 +26,7 @@ export async function backendFor(t: TestContext, port: number, options: AcceptOp
 
 /** A WebSocket client terminated when the test ends (if still open). */
 export async function clientFor(t: TestContext, url: string, headers: Record<string, string> = {}): Promise<TestClient> {
-  const client = await openClient(url, headers);
+  const client = await openClient(url, { headers });
   t.after(() => client.ws.terminate());
   return client;
 }

@@ -10,9 +10,13 @@ export interface TestClient {
   close(): Promise<void>;
 }
 
-/** Opens a WebSocket; rejects with `status` set when the server answers the upgrade with an HTTP error. */
-export function openClient(url: string, headers: Record<string, string> = {}): Promise<TestClient> {
-  const ws = new WebSocket(url, { headers });
+/**
+ * Opens a WebSocket, with `ws` client options when a test needs them (headers,
+ * TLS trust, the local address to connect from); rejects with `status` set when
+ * the server answers the upgrade with an HTTP error.
+ */
+export function openClient(url: string, options: WebSocket.ClientOptions = {}): Promise<TestClient> {
+  const ws = new WebSocket(url, options);
   const messages = new AsyncQueue<string>();
   ws.on('message', (data) => messages.push(data.toString()));
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
@@ -43,9 +47,9 @@ export function openClient(url: string, headers: Record<string, string> = {}): P
 }
 
 /** The HTTP status the upgrade was refused with (fails the test if it was accepted). */
-export async function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
+export async function upgradeStatus(url: string, options: WebSocket.ClientOptions = {}): Promise<number> {
   try {
-    const client = await openClient(url, headers);
+    const client = await openClient(url, options);
     await client.close();
   } catch (err) {
     const status = (err as { status?: number }).status;

@@ -13,7 +13,6 @@ import { backendFor, brokerFor, clientFor, takeAll, waitUntil } from '../helpers
 import { RawBackend, clientIdFromQuery, type Line } from '../helpers/raw-backend';
 import { rawUpgrade } from '../helpers/raw-upgrade';
 import { makeSelfSignedCert, type TlsFixture } from '../helpers/tls-fixture';
-import { openClientWith, upgradeStatusWith } from '../helpers/ws-client-options';
 import { openClient, upgradeStatus } from '../helpers/ws-client';
 
 const TOKEN = 's3cret';
@@ -199,19 +198,19 @@ describe('TLS', () => {
     const broker = await brokerFor(t, { tlsCert: tls.certFile, tlsKey: tls.keyFile });
     echoWith(await backendFor(t, broker.tcpPort, { accept: true }));
     const url = `wss://127.0.0.1:${broker.wsPort}/secure?client_id=tls-1`;
-    const client = await openClientWith(url, { ca: tls.cert });
+    const client = await openClient(url, { ca: tls.cert });
     t.after(() => client.ws.terminate());
     client.ws.send('over tls');
     assert.equal(await client.nextMessage(), 'echo:over tls');
     await client.close();
 
-    const lax = await openClientWith(`wss://127.0.0.1:${broker.wsPort}/secure?client_id=tls-2`, { rejectUnauthorized: false });
+    const lax = await openClient(`wss://127.0.0.1:${broker.wsPort}/secure?client_id=tls-2`, { rejectUnauthorized: false });
     lax.ws.send('lax');
     assert.equal(await lax.nextMessage(), 'echo:lax');
     await lax.close();
 
     // The certificate really is ours: without trusting it, verification fails.
-    await assert.rejects(openClientWith(`wss://127.0.0.1:${broker.wsPort}/`, {}), /self[- ]signed/i);
+    await assert.rejects(openClient(`wss://127.0.0.1:${broker.wsPort}/`, {}), /self[- ]signed/i);
     // And the port speaks only TLS.
     await assert.rejects(openClient(`ws://127.0.0.1:${broker.wsPort}/`));
   });
@@ -275,8 +274,8 @@ describe('--allowed-origins', () => {
     });
     await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
 
-    assert.equal(await upgradeStatus(broker.url('/?client_id=evil'), { Origin: 'https://evil.example' }), 403);
-    assert.equal(await upgradeStatus(broker.url('/?client_id=lookalike'), { Origin: 'https://good.example.evil.example' }), 403);
+    assert.equal(await upgradeStatus(broker.url('/?client_id=evil'), { headers: { Origin: 'https://evil.example' } }), 403);
+    assert.equal(await upgradeStatus(broker.url('/?client_id=lookalike'), { headers: { Origin: 'https://good.example.evil.example' } }), 403);
     assert.equal(await upgradeStatus(broker.url('/?client_id=none')), 403, 'no Origin header (ws sends none unless told)');
     const bare = await rawUpgrade(broker.wsPort, '/?client_id=raw');
     bare.socket.destroy();
@@ -316,22 +315,22 @@ describe('connection limits', () => {
     const backend = await backendFor(t, broker.tcpPort, { accept: true });
     await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
     const url = (id: string): string => `ws://127.0.0.1:${broker.wsPort}/?client_id=${id}`;
-    const first = await openClientWith(url('a1'), { localAddress: '127.0.0.1' });
+    const first = await openClient(url('a1'), { localAddress: '127.0.0.1' });
     t.after(() => first.ws.terminate());
     const second = await rawUpgrade(broker.wsPort, '/?client_id=a2');
     second.socket.destroy();
     assert.equal(second.status, 429);
     assert.equal(second.headers['retry-after'], '1');
-    const other = await openClientWith(url('b1'), { localAddress: '127.0.0.2' });
+    const other = await openClient(url('b1'), { localAddress: '127.0.0.2' });
     t.after(() => other.ws.terminate());
     const opened = await backend.next('new_connection', 5000, (l) => l.params.context.client_id === 'b1');
     assert.equal(opened.params.context.client_id, 'b1');
-    assert.equal(await upgradeStatusWith(url('b2'), { localAddress: '127.0.0.2' }), 429);
+    assert.equal(await upgradeStatus(url('b2'), { localAddress: '127.0.0.2' }), 429);
 
     // The slot comes back when the first one closes.
     await first.close();
     await backend.next('disconnected', 5000, (l) => l.params.context.client_id === 'a1');
-    const again = await openClientWith(url('a3'), { localAddress: '127.0.0.1' });
+    const again = await openClient(url('a3'), { localAddress: '127.0.0.1' });
     t.after(() => again.ws.terminate());
     assert.equal(broker.broker.stats.refused[429], 2);
   });
