@@ -36,9 +36,8 @@ async function runBroker(flags: Record<string, string | undefined>): Promise<voi
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   try {
-    const starting = new Broker(config, log);
-    broker = starting;
-    await starting.start();
+    broker = new Broker(config, log);
+    await broker.start();
   } catch (err) {
     fail((err as Error).message);
   }
