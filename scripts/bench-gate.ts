@@ -81,7 +81,7 @@ function parseArgs(argv: string[]): GateOptions {
   const { values } = parseArgv({
     args: argv,
     options: {
-      runs: { type: 'string', default: '3' },
+      runs: { type: 'string', default: '5' },
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       json: { type: 'string' },
