@@ -25,6 +25,9 @@ import { connectionRequestLine, disconnectedLine, errorLine, newConnectionLine, 
 const BACKEND_KEEPALIVE_MS = 10_000;
 /** How long a backend has to send its `auth` line when --backend-token is set. */
 export const BACKEND_AUTH_TIMEOUT_MS = 5000;
+/** Until it authenticates, a backend may send lines this long (an auth line is short), and so many may wait at once. */
+const AUTH_MAX_LINE = 4096;
+const MAX_UNAUTHENTICATED = 64;
 
 interface PendingConnection extends PendingEntry {
   readonly line: string;
@@ -85,6 +88,7 @@ export class Broker implements GatewayHandler {
       else if (this.unauthenticated.has(link)) this.expel(link, problem);
     },
     onWritable: () => this.pool.drainQueue(),
+    onOverflow: (link) => this.pool.overflowed(link),
     onClose: (link, error) => this.onBackendClose(link, error),
   };
 
@@ -214,6 +218,8 @@ export class Broker implements GatewayHandler {
       this.count(attempt, slot === 'total' ? 503 : 429);
       return;
     }
+    // The slot is held until the attempt is refused, or its client leaves, or (accepted) its socket closes.
+    attempt.onAbort = () => this.limiter.release(request.remoteIp);
     const link = this.pool.pickForRequest();
     if (link === undefined) {
       this.refuse({ request, attempt, startedAt: this.now() }, 503, 'no_backend', 'no backend connected to validate the connection');
@@ -250,8 +256,14 @@ export class Broker implements GatewayHandler {
       socket.destroy();
       return;
     }
-    const link = new BackendLink(socket, this.config.backendHwm, this.config.maxLine, this.linkEvents);
-    if (this.config.backendToken === undefined) {
+    const authenticating = this.config.backendToken !== undefined;
+    if (authenticating && this.unauthenticated.size >= MAX_UNAUTHENTICATED) {
+      this.log.warn({ backend: `${socket.remoteAddress}:${socket.remotePort}`, waiting: MAX_UNAUTHENTICATED }, 'backend refused: too many connections waiting to authenticate');
+      socket.destroy();
+      return;
+    }
+    const link = new BackendLink(socket, this.config.backendHwm, authenticating ? AUTH_MAX_LINE : this.config.maxLine, this.linkEvents);
+    if (!authenticating) {
       this.admit(link);
       return;
     }
@@ -267,6 +279,7 @@ export class Broker implements GatewayHandler {
 
   private admit(link: BackendLink): void {
     link.authenticated = true;
+    link.maxLine = this.config.maxLine;
     this.unauthenticated.delete(link);
     this.pool.add(link);
     this.log.info({ backend: link.remote, backends: this.pool.size }, 'backend connected');
@@ -305,8 +318,12 @@ export class Broker implements GatewayHandler {
     this.pool.remove(link);
     if (error) this.log.warn({ backend: link.remote, backends: this.pool.size, err: error.message }, 'backend dropped after a socket error');
     else this.log.info({ backend: link.remote, backends: this.pool.size }, 'backend disconnected');
-    // Requests it held go to another live backend, keeping their deadline.
+    // Requests it held go to another live backend, keeping their deadline; those whose client left are dropped.
     for (const [id, entry] of this.pending.heldBy(link)) {
+      if (entry.attempt.done) {
+        this.pending.take(id);
+        continue;
+      }
       const next = this.pool.pickForRequest();
       if (next === undefined) {
         this.pending.take(id);
@@ -339,10 +356,9 @@ export class Broker implements GatewayHandler {
       remoteIp: request.remoteIp,
       contextJson: serializeContext({ client_id: clientId, room_id: roomId, metadata }),
       affinity: hash32(clientId),
-      closed: false,
     };
-    // A client that left while its backend decided gives its slot back here; otherwise at close.
-    if (!attempt.accept(session)) this.limiter.release(request.remoteIp);
+    // Accepted, the slot is the socket's until it closes; a client that left gave it back already.
+    attempt.accept(session);
   }
 
   /**
@@ -350,20 +366,22 @@ export class Broker implements GatewayHandler {
    * report is never queued: during an outage refusals would push the clients'
    * own events out of the queue.
    */
-  private refuse(entry: { request: UpgradeRequest; attempt: UpgradeAttempt; startedAt: number }, status: RejectStatus, kind: 'rejected' | 'timeout' | 'no_backend', reason: string): void {
+  private refuse(entry: { request: UpgradeRequest; attempt: UpgradeAttempt; startedAt: number; link?: BackendLink }, status: RejectStatus, kind: 'rejected' | 'timeout' | 'no_backend', reason: string): void {
     const { request, attempt } = entry;
     // A client that already left needs no answer, and its backend no report.
     if (!this.finishAttempt(request, attempt, status)) return;
     this.observer.authLatency((this.now() - entry.startedAt) / 1000, kind);
     this.router.stats.errors[kind]++;
     this.log.debug({ status, url: request.url, remote: request.remoteAddr }, reason);
-    this.pool.pickForRequest()?.send(errorLine(`${status}: ${reason}`, { url: request.url, remote_addr: request.remoteAddr }));
+    // The backend that held the request hears of it (it timed out, or it said no), else any live one.
+    const told = entry.link !== undefined && !entry.link.closed ? entry.link : this.pool.pickForRequest();
+    told?.send(errorLine(`${status}: ${reason}`, { url: request.url, remote_addr: request.remoteAddr }));
   }
 
-  /** Refuses an upgrade that holds a connection slot; false if the client had already left. */
+  /** Refuses an upgrade that holds a connection slot and gives the slot back; false if the client had already left (and given it back). */
   private finishAttempt(request: UpgradeRequest, attempt: UpgradeAttempt, status: RejectStatus): boolean {
-    this.limiter.release(request.remoteIp);
     if (attempt.done) return false;
+    this.limiter.release(request.remoteIp);
     this.count(attempt, status);
     return true;
   }

@@ -7,6 +7,8 @@ export interface BackendLinkEvents {
   onOversizedLine(link: BackendLink, bytes: number): void;
   /** The socket can take more: a good moment to move queued events to it. */
   onWritable(link: BackendLink): void;
+  /** The link went over twice its high-water mark and is being dropped. */
+  onOverflow(link: BackendLink): void;
   /** `error` is the socket error that ended the link, if one did. */
   onClose(link: BackendLink, error: Error | undefined): void;
 }
@@ -23,10 +25,21 @@ export const NOT_REQUEUED = -1;
 let nextLinkId = 1;
 
 /**
+ * A link already holding this many times its high-water mark when given another
+ * line is dropped: what it owes stays under that, plus one line.
+ */
+const HARD_LIMIT_FACTOR = 2;
+
+/**
  * One connected backend. Lines sent in one event-loop turn go out in a single
  * socket write. While the socket is backed up, lines wait here rather than in
  * Node's socket buffer, so that they can be handed back to the queue if the
- * backend goes away.
+ * backend goes away. Above its high-water mark the link stops reading from the
+ * backend (a backend that does not read cannot make the broker write more), and
+ * past twice the mark it is dropped.
+ *
+ * Lines to backends are ASCII (serializers.ts), so characters held here and
+ * bytes in the socket are counted in the same unit.
  */
 export class BackendLink {
   readonly id = nextLinkId++;
@@ -41,6 +54,7 @@ export class BackendLink {
   private flushScheduled = false;
   private isClosed = false;
   private readonly framer: LineFramer;
+  private readonly hardLimit: number;
 
   constructor(
     private readonly socket: Socket,
@@ -49,15 +63,19 @@ export class BackendLink {
     private readonly events: BackendLinkEvents,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.hardLimit = HARD_LIMIT_FACTOR * highWaterMark;
     this.framer = new LineFramer(
       maxLine,
       (line) => events.onLine(this, line),
       (bytes) => events.onOversizedLine(this, bytes),
     );
-    socket.on('data', (chunk: Buffer) => this.framer.push(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.framer.push(chunk);
+      if (this.aboveHighWaterMark) socket.pause();
+    });
     socket.on('drain', () => {
       this.flush();
-      if (!this.isClosed) events.onWritable(this);
+      this.writable();
     });
     // 'close' follows every error; the error is passed on with it.
     let socketError: Error | undefined;
@@ -69,7 +87,7 @@ export class BackendLink {
     return this.isClosed;
   }
 
-  /** Bytes accepted but not yet acknowledged by the kernel (characters for lines still held here). */
+  /** Bytes held here or in the socket, not yet taken by the kernel. */
   get unsentBytes(): number {
     return this.chars + this.socket.writableLength;
   }
@@ -78,10 +96,19 @@ export class BackendLink {
     return this.chars + this.socket.writableLength > this.highWaterMark;
   }
 
+  /** Lines can be given to this link without waiting for it (heartbeats, errors about its own lines). */
   send(line: string, affinity: number = NOT_REQUEUED): void {
     if (this.isClosed) return;
     this.lines.push(line);
     this.affinities.push(affinity);
+    // Dropped and waiting for 'close', which hands what is held here back to the queue.
+    if (this.socket.destroyed) return;
+    // Checked before counting the line, so that one line larger than the mark still goes through.
+    if (this.chars + this.socket.writableLength > this.hardLimit) {
+      this.events.onOverflow(this);
+      this.socket.destroy();
+      return;
+    }
     this.chars += line.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -98,11 +125,16 @@ export class BackendLink {
     this.flushScheduled = false;
     if (this.isClosed || this.lines.length === 0 || this.socket.writableNeedDrain || !this.socket.writable) return;
     const batch = this.lines.length === 1 ? (this.lines[0] as string) : this.lines.join('');
-    this.lines = [];
-    this.affinities = [];
-    this.chars = 0;
+    this.clear();
     // The kernel took it all: no 'drain' will come, so say now that more can be sent.
-    if (this.socket.write(batch)) this.events.onWritable(this);
+    if (this.socket.write(batch)) this.writable();
+  }
+
+  /** Reads again from a backend that was paused for being backed up, and offers the link queued events. */
+  private writable(): void {
+    if (this.isClosed) return;
+    if (this.socket.isPaused() && !this.aboveHighWaterMark) this.socket.resume();
+    this.events.onWritable(this);
   }
 
   /** Flushes and half-closes; resolves when the socket is closed or after `timeoutMs`. */
@@ -119,13 +151,20 @@ export class BackendLink {
         resolve();
       });
       this.flush();
+      // Shutting down: what the socket could not take yet is queued in it all the same.
       if (this.lines.length > 0) this.socket.write(this.lines.join(''));
+      this.clear();
       this.socket.end();
     });
   }
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /** The longest line accepted from this backend from now on. */
+  set maxLine(bytes: number) {
+    this.framer.maxLine = bytes;
   }
 
   onceClosed(listener: () => void): void {
@@ -145,9 +184,13 @@ export class BackendLink {
       const affinity = this.affinities[i] as number;
       if (affinity !== NOT_REQUEUED) out.push({ line: this.lines[i] as string, affinity });
     }
+    this.clear();
+    return out;
+  }
+
+  private clear(): void {
     this.lines = [];
     this.affinities = [];
     this.chars = 0;
-    return out;
   }
 }

@@ -9,8 +9,7 @@ const MAX_HWM_STRIKES = 3;
 
 /** Counters read by metrics and tests. */
 export interface PoolStats {
-  /** Events dropped: queue full, or queue disabled with no backend able to take them. */
-  queueDropped: number;
+  /** Backends dropped for staying above their high-water mark, or going over twice it. */
   backendsDroppedForBackpressure: number;
   heartbeats: number;
 }
@@ -21,7 +20,7 @@ export interface PoolStats {
  * before any newer event, so while anything is queued new events queue too.
  */
 export class BackendPool {
-  readonly stats: PoolStats = { queueDropped: 0, backendsDroppedForBackpressure: 0, heartbeats: 0 };
+  readonly stats: PoolStats = { backendsDroppedForBackpressure: 0, heartbeats: 0 };
   private links: BackendLink[] = [];
   private readonly queue: RingBuffer<OutgoingEvent>;
   private requestCursor = 0;
@@ -42,6 +41,11 @@ export class BackendPool {
     return this.queue.length;
   }
 
+  /** Events dropped: queue full, or queue disabled with no backend able to take them. */
+  get queueDropped(): number {
+    return this.queue.dropped;
+  }
+
   get all(): readonly BackendLink[] {
     return this.links;
   }
@@ -52,14 +56,25 @@ export class BackendPool {
     this.drainQueue();
   }
 
-  /** Removes a closed link; what it never wrote goes back to the front of the queue. */
+  /**
+   * Removes a closed link. What it never wrote goes ahead of everything queued,
+   * in order, straight to the live backends where they can take it, and into
+   * the queue only from the first event they cannot.
+   */
   remove(link: BackendLink): void {
     if (!this.links.includes(link)) return;
     this.links = this.links.filter((l) => l !== link);
     this.balancer.update(this.links);
     const unsent = link.takeUnsent();
-    if (unsent.length > 0) this.requeueFront(unsent);
-    this.drainQueue();
+    if (unsent.length === 0) return;
+    for (let e = this.queue.shift(); e !== undefined; e = this.queue.shift()) unsent.push(e);
+    for (const event of unsent) this.dispatch(event.line, event.affinity);
+  }
+
+  /** A link went over twice its high-water mark and is being dropped. */
+  overflowed(link: BackendLink): void {
+    this.stats.backendsDroppedForBackpressure++;
+    this.log.warn({ backend: link.remote, unsentBytes: link.unsentBytes }, 'dropping backend: over twice its high-water mark');
   }
 
   /** Sends an event (anything but a connection_request) to a backend, or queues it. */
@@ -71,7 +86,7 @@ export class BackendPool {
         return;
       }
     }
-    this.enqueue({ line, affinity });
+    if (this.queue.push({ line, affinity }) !== undefined) this.log.debug('queue full: dropped its oldest event');
     this.drainQueue();
   }
 
@@ -120,20 +135,5 @@ export class BackendPool {
       this.stats.heartbeats++;
       link.send(HEARTBEAT_LINE);
     }
-  }
-
-  private enqueue(event: OutgoingEvent): void {
-    if (this.queue.push(event) !== undefined) {
-      this.stats.queueDropped++;
-      this.log.debug('queue full: dropped its oldest event');
-    }
-  }
-
-  /** Puts events back ahead of everything queued, keeping their order; if that overflows, the oldest go, as always. */
-  private requeueFront(events: OutgoingEvent[]): void {
-    const rest: OutgoingEvent[] = [];
-    for (let e = this.queue.shift(); e !== undefined; e = this.queue.shift()) rest.push(e);
-    for (const e of events) this.enqueue(e);
-    for (const e of rest) this.enqueue(e);
   }
 }

@@ -1,9 +1,8 @@
 import type { BackendLink } from './backend-link';
 
 /**
- * Chooses the backend for an event. Links given to `update` are live; `pick`
- * skips those above their write high-water mark and returns undefined when
- * none can take the event (the caller then queues it).
+ * Chooses the backend for an event among the live links given to `update`,
+ * or returns undefined when none should take it now (the caller queues it).
  */
 export interface Balancer {
   update(links: readonly BackendLink[]): void;

@@ -8,8 +8,11 @@ const VIRTUAL_NODES = 128;
 /**
  * Consistent hashing over the live backends: a client's events all go to one
  * backend while both live, and when a backend joins or leaves only the clients
- * on the ring segments it owned move. A backed-up owner is not replaced by
- * another (that would reorder the client's events): the event is queued.
+ * on the ring segments it owned move. A backed-up owner still gets its clients'
+ * events: another backend would reorder them, and the shared queue would hold
+ * every other client's events up behind them. Its link's hard limit (twice the
+ * high-water mark) bounds what it holds; past it the link is dropped and its
+ * clients move.
  */
 export class ClientAffinityBalancer implements Balancer {
   private points = new Uint32Array(0);
@@ -35,7 +38,6 @@ export class ClientAffinityBalancer implements Balancer {
       if ((points[mid] as number) < affinity) lo = mid + 1;
       else hi = mid;
     }
-    const owner = this.owners[lo === points.length ? 0 : lo] as BackendLink;
-    return owner.aboveHighWaterMark ? undefined : owner;
+    return this.owners[lo === points.length ? 0 : lo];
   }
 }

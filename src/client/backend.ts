@@ -49,7 +49,11 @@ export interface StrandsBackendOptions {
 type RequestHandler = (req: ConnectionRequest) => ConnectionDecision | Promise<ConnectionDecision>;
 type Params = Record<string, unknown>;
 
-/** Text held while disconnected, in UTF-16 units; sends beyond it are dropped. */
+/**
+ * Text held for the broker (waiting for the next flush, for a reconnect, or in
+ * the socket because the broker reads slowly), in UTF-16 units and bytes; sends
+ * beyond it are dropped and counted.
+ */
 const MAX_PENDING = 8 * 1024 * 1024;
 /** How long close() waits for the broker to close its side after ours is ended. */
 const CLOSE_GRACE_MS = 1000;
@@ -172,8 +176,8 @@ export class StrandsBackend extends EventEmitter {
     return this.isOpen && !this.closed;
   }
 
-  /** Sends dropped because the disconnected buffer was full or the backend was closed. */
-  get droppedWhileDisconnected(): number {
+  /** Sends dropped because MAX_PENDING was held already (disconnected, or a broker not reading) or the backend was closed. */
+  get droppedSends(): number {
     return this.dropped;
   }
 
@@ -247,7 +251,7 @@ export class StrandsBackend extends EventEmitter {
   }
 
   private enqueue(line: string): void {
-    if (this.closed || (!this.isOpen && this.out.length + line.length > MAX_PENDING)) {
+    if (this.closed || this.out.length + line.length + (this.socket?.writableLength ?? 0) > MAX_PENDING) {
       this.dropped++;
       return;
     }

@@ -151,7 +151,8 @@ export class Gateway implements ClientHub {
 
   /** Closes every open socket with `code`; each one's close handler runs (and reports it) before this returns. */
   closeAll(code: number, reason: string): void {
-    for (const ws of [...this.sockets]) ws.end(code, reason);
+    // Called from a signal or timer, outside uWS: corked (uWS rule 3).
+    for (const ws of [...this.sockets]) ws.cork(() => ws.end(code, reason));
   }
 
   sendToClient(clientId: string, message: string): void {
@@ -189,7 +190,7 @@ export class Gateway implements ClientHub {
 
   private close(ws: WebSocket<ClientSession>, code: number, message: ArrayBuffer): void {
     const session = ws.getUserData();
-    session.closed = true;
+    // Nothing else keeps the socket, so no later path can touch it once it leaves this set (uWS rule 1).
     this.sockets.delete(ws);
     this.stats.closedBy[closeReason(code, message)]++;
     const members = this.roomMembers.get(session.roomId) ?? 1;
@@ -202,6 +203,7 @@ export class Gateway implements ClientHub {
 /** An upgrade waiting for a backend's answer; finished once, and never after the client left. */
 class PendingUpgrade implements UpgradeAttempt {
   private finished = false;
+  onAbort: (() => void) | undefined;
 
   constructor(
     private readonly res: HttpResponse,
@@ -214,6 +216,7 @@ class PendingUpgrade implements UpgradeAttempt {
     res.onAborted(() => {
       this.finished = true;
       this.log.debug('client left before its upgrade was answered');
+      this.onAbort?.();
     });
   }
 

@@ -11,8 +11,6 @@ export interface ClientSession {
   readonly contextJson: string;
   /** Hash of clientId, for balancing policies that keep a client on one backend. */
   readonly affinity: number;
-  /** Set when uWS has run the close handler: the socket must not be touched after that. */
-  closed: boolean;
 }
 
 /** The upgrade request, copied out of uWS's stack-allocated request. */
@@ -29,6 +27,8 @@ export interface UpgradeRequest {
 export interface UpgradeAttempt {
   /** True once the client went away, or the attempt was finished. */
   readonly done: boolean;
+  /** Called if the client goes away before the attempt is finished. */
+  onAbort: (() => void) | undefined;
   /** Completes the upgrade; false if the client had gone away. */
   accept(session: ClientSession): boolean;
   reject(status: RejectStatus): void;

@@ -57,9 +57,9 @@ export function buildRegistry(broker: Broker): Registry {
   gauge('strands_backends_connected', 'Backends connected and authenticated', () => pool.size);
   counter('strands_backends_dropped_total', 'Backends dropped for staying above --backend-hwm', [], (set) => set({}, pool.stats.backendsDroppedForBackpressure));
   gauge('strands_queue_depth', 'Events queued while no backend can take them', () => pool.queued);
-  counter('strands_queue_dropped_total', 'Events dropped: queue full, or disabled with no backend', [], (set) => set({}, pool.stats.queueDropped));
+  counter('strands_queue_dropped_total', 'Events dropped: queue full, or disabled with no backend', [], (set) => set({}, pool.queueDropped));
   counter('strands_backpressure_dropped_total', 'Client connections dropped without a close frame (over --max-backpressure, or vanished)', [], (set) => set({}, gateway.stats.closedBy.abnormal));
-  counter('strands_errors_total', 'Error events sent to backends, by kind', ['kind'], (set) => {
+  counter('strands_errors_total', 'Errors by kind; each is reported to a backend in an error event when one is connected', ['kind'], (set) => {
     for (const kind of ERROR_KINDS) set({ kind }, router.stats.errors[kind]);
   });
 

@@ -27,8 +27,9 @@ export class LineFramer {
   /** Whether the last byte discarded was a `\r`, which the line's reported length leaves out. */
   private discardedCR = false;
 
+  /** May be raised while in use (a backend's limit grows once it authenticates); what is held stays bounded by the old one. */
   constructor(
-    private readonly maxLine: number,
+    public maxLine: number,
     private readonly onLine: LineHandler,
     private readonly onOversized: (bytes: number) => void,
   ) {}

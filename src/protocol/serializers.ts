@@ -5,6 +5,11 @@ import { Action, type ClientContext, type ConnectionRequestParams } from './acti
  * Broker -> backend lines, each ending in `\n`. The hot events (new_message,
  * new_connection, disconnected) are templates around the socket's context JSON,
  * serialized once at open; the rest go through fast-json-stringify schemas.
+ *
+ * Every line is ASCII: characters past U+007F are written as \uXXXX escapes.
+ * The PyStrands Python client decodes each socket read on its own, so a
+ * multi-byte character cut by a read edge would kill its connection; and a
+ * backend link can then count what it holds in bytes by string length.
  */
 
 let eventSeq = 0;
@@ -13,8 +18,17 @@ export function nextEventId(): string {
   return (++eventSeq).toString(36);
 }
 
+const NON_ASCII = /[\u0080-\uffff]/;
+const NON_ASCII_ALL = /[\u0080-\uffff]/g;
+const escapeChar = (c: string): string => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
+
+/** `json` with every character past U+007F escaped; JSON text has them only inside strings, where escapes are valid. */
+export function asciiJson(json: string): string {
+  return NON_ASCII.test(json) ? json.replace(NON_ASCII_ALL, escapeChar) : json;
+}
+
 export function serializeContext(context: ClientContext): string {
-  return JSON.stringify(context);
+  return asciiJson(JSON.stringify(context));
 }
 
 const NEW_MESSAGE_HEAD = '{"request_id":"';
@@ -23,7 +37,7 @@ const CONTEXT_KEY = ',"context":';
 const LINE_END = '}}\n';
 
 export function newMessageLine(message: string, contextJson: string): string {
-  return NEW_MESSAGE_HEAD + nextEventId() + NEW_MESSAGE_MID + JSON.stringify(message) + CONTEXT_KEY + contextJson + LINE_END;
+  return NEW_MESSAGE_HEAD + nextEventId() + NEW_MESSAGE_MID + asciiJson(JSON.stringify(message)) + CONTEXT_KEY + contextJson + LINE_END;
 }
 
 const NEW_CONNECTION_MID = '","action":"new_connection","params":{"context":';
@@ -61,7 +75,7 @@ const stringifyConnectionRequest = fastJson(
 );
 
 export function connectionRequestLine(requestId: string, params: ConnectionRequestParams): string {
-  return stringifyConnectionRequest({ request_id: requestId, action: Action.ConnectionRequest, params }) + '\n';
+  return asciiJson(stringifyConnectionRequest({ request_id: requestId, action: Action.ConnectionRequest, params })) + '\n';
 }
 
 const stringifyError = fastJson(
@@ -78,5 +92,5 @@ const stringifyError = fastJson(
  * the text names the offending line's request_id.
  */
 export function errorLine(error: string, context: object = {}): string {
-  return stringifyError({ request_id: nextEventId(), action: Action.Error, params: { error, context } }) + '\n';
+  return asciiJson(stringifyError({ request_id: nextEventId(), action: Action.Error, params: { error, context } })) + '\n';
 }

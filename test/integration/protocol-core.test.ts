@@ -229,7 +229,7 @@ test('queue: with no backend, events are held and go FIFO to the next backend, b
 test('queue: --queue-size 0 drops events while no backend is connected', async (t) => {
   const { broker, client } = await clientWithoutBackend(t, { queueSize: 0 });
   client.ws.send('dropped');
-  await waitUntil(() => broker.broker.pool.stats.queueDropped === 1, 'the event is dropped');
+  await waitUntil(() => broker.broker.pool.queueDropped === 1, 'the event is dropped');
   assert.equal(broker.broker.pool.queued, 0);
   const next = await backendFor(t, broker.tcpPort);
   // Another client joining through the new backend proves it is in the pool.
@@ -243,7 +243,7 @@ test('queue: --queue-size 0 drops events while no backend is connected', async (
 test('queue: when full, the oldest event is dropped (queue-size 3, 5 events: the newest 3 arrive in order)', async (t) => {
   const { broker, client } = await clientWithoutBackend(t, { queueSize: 3 });
   for (let i = 1; i <= 5; i++) client.ws.send(`m${i}`);
-  await waitUntil(() => broker.broker.pool.stats.queueDropped === 2, 'two events are dropped');
+  await waitUntil(() => broker.broker.pool.queueDropped === 2, 'two events are dropped');
   assert.equal(broker.broker.pool.queued, 3);
   const next = await backendFor(t, broker.tcpPort);
   client.ws.send('m6');
