@@ -116,7 +116,7 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'tcpPort', flag: 'tcp-port', env: ['PYSTRAND_TCP_PORT'], default: 8081, arg: 'port', description: 'backend TCP port (0 picks a free one)', parse: port }),
   setting({ key: 'queueSize', flag: 'queue-size', env: ['PYSTRAND_QUEUE_SIZE'], default: 1000, arg: 'n', description: 'events held while no backend can take them; oldest dropped when full; 0 disables', parse: integer(0, 10_000_000) }),
   setting({ key: 'balance', flag: 'balance', env: [], default: 'round-robin', arg: 'policy', description: 'round-robin, or client (one client\'s events stay on one backend)', parse: oneOf<BalancePolicy>('round-robin', 'client') }),
-  setting({ key: 'backendHwm', flag: 'backend-hwm', env: [], default: 4 * MiB, arg: 'bytes', description: 'unsent bytes above which a backend is skipped', parse: integer(1024) }),
+  setting({ key: 'backendHwm', flag: 'backend-hwm', env: [], default: 4 * MiB, arg: 'bytes', description: 'bytes owed to a backend above which it is passed over and not read from; past twice this it is dropped', parse: integer(1024) }),
   setting({ key: 'maxLine', flag: 'max-line', env: [], default: 16 * MiB, arg: 'bytes', description: 'longest line accepted from a backend', parse: integer(64, 1024 * MiB) }),
   setting({ key: 'authTimeout', flag: 'auth-timeout', env: [], default: 5000, arg: 'ms', description: 'time a backend has to answer a connection_request (then HTTP 504)', parse: integer(1, 3_600_000) }),
   setting({ key: 'heartbeatInterval', flag: 'heartbeat-interval', env: [], default: 15000, arg: 'ms', description: 'heartbeat to each backend; 0 disables', parse: integer(0, 3_600_000) }),
