@@ -83,9 +83,8 @@ export class Broker implements GatewayHandler {
       // Otherwise it failed authentication and is closing: what else it sent is ignored.
     },
     onOversizedLine: (link, bytes) => {
-      const problem = `line of ${bytes} bytes exceeds --max-line ${this.config.maxLine}; discarded`;
-      if (link.authenticated) this.router.reject(link, 'oversized_line', problem, undefined);
-      else if (this.unauthenticated.has(link)) this.expel(link, problem);
+      if (link.authenticated) this.router.reject(link, 'oversized_line', `line of ${bytes} bytes exceeds --max-line ${link.maxLine}; discarded`, undefined);
+      else if (this.unauthenticated.has(link)) this.expel(link, `line of ${bytes} bytes before authenticating (at most ${link.maxLine})`);
     },
     onWritable: () => this.pool.drainQueue(),
     onOverflow: (link) => this.pool.overflowed(link),

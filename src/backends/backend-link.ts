@@ -25,8 +25,9 @@ export const NOT_REQUEUED = -1;
 let nextLinkId = 1;
 
 /**
- * A link already holding this many times its high-water mark when given another
- * line is dropped: what it owes stays under that, plus one line.
+ * A link whose socket is backed up and that already owes this many times its
+ * high-water mark when given another line is dropped: what it owes stays under
+ * that, plus what one event-loop turn produced for it.
  */
 const HARD_LIMIT_FACTOR = 2;
 
@@ -103,8 +104,9 @@ export class BackendLink {
     this.affinities.push(affinity);
     // Dropped and waiting for 'close', which hands what is held here back to the queue.
     if (this.socket.destroyed) return;
-    // Checked before counting the line, so that one line larger than the mark still goes through.
-    if (this.chars + this.socket.writableLength > this.hardLimit) {
+    // Only a backend that is not taking what it was sent can overflow: what one turn
+    // produces for a backend that keeps up goes out with that turn's flush, however much.
+    if (this.socket.writableNeedDrain && this.chars + this.socket.writableLength > this.hardLimit) {
       this.events.onOverflow(this);
       this.socket.destroy();
       return;
@@ -162,7 +164,11 @@ export class BackendLink {
     this.socket.destroy();
   }
 
-  /** The longest line accepted from this backend from now on. */
+  /** The longest line accepted from this backend. */
+  get maxLine(): number {
+    return this.framer.maxLine;
+  }
+
   set maxLine(bytes: number) {
     this.framer.maxLine = bytes;
   }

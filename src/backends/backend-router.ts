@@ -111,12 +111,16 @@ export class BackendRouter {
     }
   }
 
-  /** Tells the backend its line was skipped, and why. */
+  /**
+   * Tells the backend its line was skipped, and why; a backend already above
+   * its high-water mark is not told (only counted), so that a flood of bad
+   * lines cannot make the broker write many times what it read.
+   */
   reject(link: BackendLink, kind: ErrorKind, problem: string, requestId: string | undefined): void {
     this.stats.errors[kind]++;
     const error = requestId === undefined ? problem : `${problem} (request_id ${requestId})`;
     this.log.debug({ backend: link.remote, error }, 'skipped a backend line');
-    link.send(errorLine(error));
+    if (!link.aboveHighWaterMark) link.send(errorLine(error));
   }
 
   /** The named param if it is a string; otherwise rejects the line. */

@@ -1,0 +1,130 @@
+/**
+ * StrandsBackend's bound on what it holds for a broker: sends beyond 8 MiB
+ * pending (its own buffer plus the socket's writableLength) are dropped and
+ * counted, also while connected to a broker that does not read.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import * as net from 'node:net';
+import { StrandsBackend } from '../../src/client/backend';
+
+const MiB = 1024 * 1024;
+const MAX_PENDING = 8 * MiB;
+
+/** The next turn of the event loop, after pending setImmediate callbacks (the SDK flushes in one). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** What the SDK holds: its own buffer and its socket's (private state, read for verification only). */
+function held(backend: StrandsBackend): { out: number; writable: number } {
+  const inner = backend as unknown as { out: string; socket: net.Socket | undefined };
+  return { out: inner.out.length, writable: inner.socket?.writableLength ?? 0 };
+}
+
+test('while connected to a broker that never reads, sends beyond 8 MiB pending are dropped and counted, and what is held stays bounded', { timeout: 20_000 }, async (t) => {
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    // A broker that never reads its socket.
+    socket.pause();
+    socket.on('error', () => undefined);
+    accepted.push(socket);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  t.after(async () => {
+    for (const s of accepted) s.destroy();
+    server.close();
+  });
+
+  const backend = new StrandsBackend({ port, reconnect: false });
+  backend.on('handler-error', () => undefined);
+  t.after(() => backend.close());
+  await backend.connect();
+  assert.equal(backend.connected, true);
+
+  const message = 'm'.repeat(MiB);
+  let sends = 0;
+  let peak = 0;
+  for (; backend.droppedSends === 0; sends++) {
+    assert.ok(sends < 256, `no send was dropped after ${sends} broadcasts of 1 MiB`);
+    backend.broadcast(message);
+    await nextTurn();
+    const { out, writable } = held(backend);
+    peak = Math.max(peak, out + writable);
+  }
+  t.diagnostic(`first drop after ${sends} broadcasts of 1 MiB; held then: ${JSON.stringify(held(backend))}`);
+  assert.equal(backend.connected, true, 'dropped because it disconnected, not because the broker is slow');
+  assert.equal(backend.droppedSends, 1);
+
+  // Keep sending: every one is dropped now, and nothing more piles up.
+  for (let i = 0; i < 32; i++) {
+    backend.broadcast(message);
+    await nextTurn();
+    const { out, writable } = held(backend);
+    peak = Math.max(peak, out + writable);
+    assert.ok(writable < 9 * MiB, `the socket holds ${writable} bytes`);
+  }
+  assert.equal(backend.droppedSends, 33);
+  assert.ok(peak <= MAX_PENDING, `held ${peak} bytes at most, over ${MAX_PENDING}`);
+  assert.equal(backend.connected, true);
+
+  // A small send that still fits goes through (held grows by it); it is not dropped.
+  const before = held(backend);
+  if (before.out + before.writable + 200 <= MAX_PENDING) {
+    backend.sendToConnection('c', 'small');
+    assert.equal(backend.droppedSends, 33);
+  }
+});
+
+test('a broker that reads again gets what was held, and sends are accepted again', { timeout: 20_000 }, async (t) => {
+  const accepted: net.Socket[] = [];
+  let tail = '';
+  let sawAfter = false;
+  const server = net.createServer((socket) => {
+    socket.pause();
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      tail = (tail + chunk.toString('latin1')).slice(-64);
+      if (tail.includes('"message":"after"')) sawAfter = true;
+    });
+    accepted.push(socket);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as net.AddressInfo).port;
+  t.after(async () => {
+    for (const s of accepted) s.destroy();
+    server.close();
+  });
+
+  const backend = new StrandsBackend({ port, reconnect: false });
+  t.after(() => backend.close());
+  await backend.connect();
+  await new Promise<void>((resolve) => {
+    const check = (): void => (accepted.length > 0 ? resolve() : void setImmediate(check));
+    check();
+  });
+
+  const message = 'm'.repeat(MiB);
+  for (let sends = 0; backend.droppedSends === 0; sends++) {
+    assert.ok(sends < 256, 'no send was dropped');
+    backend.broadcast(message);
+    await nextTurn();
+  }
+  const dropped = backend.droppedSends;
+  // The broker reads again: the socket drains, and a new send is taken.
+  (accepted[0] as net.Socket).resume();
+  const deadline = Date.now() + 10_000;
+  while (held(backend).writable + held(backend).out > 0) {
+    assert.ok(Date.now() < deadline, `still held: ${JSON.stringify(held(backend))}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  backend.broadcast('after');
+  await nextTurn();
+  assert.equal(backend.droppedSends, dropped);
+  while (!sawAfter) {
+    assert.ok(Date.now() < deadline, 'the broker never got the send made after it read again');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+});
