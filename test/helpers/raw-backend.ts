@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import { once } from 'node:events';
 import { AsyncQueue } from './async-queue';
 
@@ -15,13 +16,19 @@ export interface Line {
 export class RawBackend {
   readonly lines = new AsyncQueue<Line>();
   readonly closed: Promise<void>;
+  /** Every chunk read, undecoded, when connected with `keepBytes`. */
+  readonly chunks: Buffer[] = [];
   private buffered = '';
+  private readonly decoder = new StringDecoder('utf8');
   private autoAnswer: ((line: Line) => Record<string, unknown> | undefined) | undefined;
 
-  private constructor(readonly socket: Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (text: string) => {
-      this.buffered += text;
+  private constructor(
+    readonly socket: Socket,
+    keepBytes: boolean,
+  ) {
+    socket.on('data', (chunk: Buffer) => {
+      if (keepBytes) this.chunks.push(chunk);
+      this.buffered += this.decoder.write(chunk);
       let nl: number;
       while ((nl = this.buffered.indexOf('\n')) >= 0) {
         const raw = this.buffered.slice(0, nl);
@@ -40,10 +47,10 @@ export class RawBackend {
     this.closed = once(socket, 'close').then(() => undefined);
   }
 
-  static async connect(port: number, options: { accept?: boolean | ((line: Line) => Record<string, unknown> | undefined) } = {}): Promise<RawBackend> {
+  static async connect(port: number, options: { accept?: boolean | ((line: Line) => Record<string, unknown> | undefined); keepBytes?: boolean } = {}): Promise<RawBackend> {
     const socket = connect(port, '127.0.0.1');
     await once(socket, 'connect');
-    const backend = new RawBackend(socket);
+    const backend = new RawBackend(socket, options.keepBytes === true);
     const { accept } = options;
     if (accept === true) backend.autoAnswer = (line) => ({ accepted: true, client_id: clientIdFromQuery(line), room_id: line.params.url });
     else if (typeof accept === 'function') backend.autoAnswer = accept;

@@ -3,7 +3,7 @@
  * pending (its own buffer plus the socket's writableLength) are dropped and
  * counted, also while connected to a broker that does not read.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import * as net from 'node:net';
@@ -21,12 +21,17 @@ function held(backend: StrandsBackend): { out: number; writable: number } {
   return { out: inner.out.length, writable: inner.socket?.writableLength ?? 0 };
 }
 
-test('while connected to a broker that never reads, sends beyond 8 MiB pending are dropped and counted, and what is held stays bounded', { timeout: 20_000 }, async (t) => {
+/**
+ * A fake broker that does not read its socket (until a test resumes it), and
+ * an SDK backend connected to it; both closed when the test ends. `onData`
+ * sees what the broker reads once resumed.
+ */
+async function stalledBroker(t: TestContext, onData: (chunk: Buffer) => void = () => undefined): Promise<{ backend: StrandsBackend; accepted: net.Socket[] }> {
   const accepted: net.Socket[] = [];
   const server = net.createServer((socket) => {
-    // A broker that never reads its socket.
     socket.pause();
     socket.on('error', () => undefined);
+    socket.on('data', onData);
     accepted.push(socket);
   });
   server.listen(0, '127.0.0.1');
@@ -36,11 +41,14 @@ test('while connected to a broker that never reads, sends beyond 8 MiB pending a
     for (const s of accepted) s.destroy();
     server.close();
   });
-
   const backend = new StrandsBackend({ port, reconnect: false });
-  backend.on('handler-error', () => undefined);
   t.after(() => backend.close());
   await backend.connect();
+  return { backend, accepted };
+}
+
+test('while connected to a broker that never reads, sends beyond 8 MiB pending are dropped and counted, and what is held stays bounded', { timeout: 20_000 }, async (t) => {
+  const { backend } = await stalledBroker(t);
   assert.equal(backend.connected, true);
 
   const message = 'm'.repeat(MiB);
@@ -78,29 +86,12 @@ test('while connected to a broker that never reads, sends beyond 8 MiB pending a
 });
 
 test('a broker that reads again gets what was held, and sends are accepted again', { timeout: 20_000 }, async (t) => {
-  const accepted: net.Socket[] = [];
   let tail = '';
   let sawAfter = false;
-  const server = net.createServer((socket) => {
-    socket.pause();
-    socket.on('error', () => undefined);
-    socket.on('data', (chunk: Buffer) => {
-      tail = (tail + chunk.toString('latin1')).slice(-64);
-      if (tail.includes('"message":"after"')) sawAfter = true;
-    });
-    accepted.push(socket);
+  const { backend, accepted } = await stalledBroker(t, (chunk) => {
+    tail = (tail + chunk.toString('latin1')).slice(-64);
+    if (tail.includes('"message":"after"')) sawAfter = true;
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  t.after(async () => {
-    for (const s of accepted) s.destroy();
-    server.close();
-  });
-
-  const backend = new StrandsBackend({ port, reconnect: false });
-  t.after(() => backend.close());
-  await backend.connect();
   await new Promise<void>((resolve) => {
     const check = (): void => (accepted.length > 0 ? resolve() : void setImmediate(check));
     check();
