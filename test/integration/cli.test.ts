@@ -48,6 +48,27 @@ test('--ws-port abc: exit status 2 and exactly one stderr line naming --ws-port'
   assert.match(err[0] as string, /abc/);
 });
 
+test('a stdout that went away (a log shipper that died) does not hang the shutdown', { timeout: 10_000 }, async (t) => {
+  const broker = await spawnBroker(t);
+  broker.child.stdout?.destroy();
+  broker.child.kill('SIGTERM');
+  assert.deepEqual(await broker.exited, { code: 0, signal: null });
+});
+
+test('a stdout that went away does not stop the broker serving', async (t) => {
+  const broker = await spawnBroker(t);
+  broker.child.stdout?.destroy();
+  // Each of these logs into the closed pipe.
+  const backend = await RawBackend.connect(broker.tcpPort, { accept: true });
+  t.after(() => backend.kill());
+  const client = await openClient(`ws://127.0.0.1:${broker.wsPort}/room?client_id=after-stdout`);
+  t.after(() => client.ws.terminate());
+  await backend.next('new_connection');
+  broker.child.kill('SIGTERM');
+  assert.equal((await client.closed).code, 1001);
+  assert.deepEqual(await broker.exited, { code: 0, signal: null });
+});
+
 test('uWebSockets.js on its JavaScript fallback: the broker refuses to start, naming the Node.js version', async (t) => {
   // The package's own switch forces the fallback, as a failed native load would.
   const proc = spawnStrands(t, ['--ws-port', '0', '--tcp-port', '0'], { UWS_USE_FALLBACK: 'true' });
