@@ -94,7 +94,7 @@ export class BackendLink {
   }
 
   get aboveHighWaterMark(): boolean {
-    return this.chars + this.socket.writableLength > this.highWaterMark;
+    return this.unsentBytes > this.highWaterMark;
   }
 
   /** Lines can be given to this link without waiting for it (heartbeats, errors about its own lines). */

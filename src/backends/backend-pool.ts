@@ -3,6 +3,7 @@ import { HEARTBEAT_LINE } from '../protocol/serializers';
 import { RingBuffer } from '../queue/ring-buffer';
 import type { BackendLink, OutgoingEvent } from './backend-link';
 import type { Balancer } from './balancer';
+import { RoundRobinBalancer } from './round-robin-balancer';
 
 /** Heartbeats in a row a backend may spend above its high-water mark before it is dropped. */
 const MAX_HWM_STRIKES = 3;
@@ -23,7 +24,8 @@ export class BackendPool {
   readonly stats: PoolStats = { backendsDroppedForBackpressure: 0, heartbeats: 0 };
   private links: BackendLink[] = [];
   private readonly queue: RingBuffer<OutgoingEvent>;
-  private requestCursor = 0;
+  /** Connection requests go round-robin whatever the events' policy: no client id is known yet. */
+  private readonly requestTurn = new RoundRobinBalancer();
 
   constructor(
     private readonly balancer: Balancer,
@@ -51,8 +53,7 @@ export class BackendPool {
   }
 
   add(link: BackendLink): void {
-    this.links = [...this.links, link];
-    this.balancer.update(this.links);
+    this.setLinks([...this.links, link]);
     this.drainQueue();
   }
 
@@ -63,12 +64,17 @@ export class BackendPool {
    */
   remove(link: BackendLink): void {
     if (!this.links.includes(link)) return;
-    this.links = this.links.filter((l) => l !== link);
-    this.balancer.update(this.links);
+    this.setLinks(this.links.filter((l) => l !== link));
     const unsent = link.takeUnsent();
     if (unsent.length === 0) return;
     for (let e = this.queue.shift(); e !== undefined; e = this.queue.shift()) unsent.push(e);
     for (const event of unsent) this.dispatch(event.line, event.affinity);
+  }
+
+  private setLinks(links: BackendLink[]): void {
+    this.links = links;
+    this.balancer.update(links);
+    this.requestTurn.update(links);
   }
 
   /** A link went over twice its high-water mark and is being dropped. */
@@ -94,17 +100,8 @@ export class BackendPool {
    * The backend for a connection_request, which is never queued: the next one
    * in turn below its high-water mark, else the least backed-up one.
    */
-  pickForRequest(exclude?: BackendLink): BackendLink | undefined {
-    const links = this.links;
-    const n = links.length;
-    let fallback: BackendLink | undefined;
-    for (let tried = 0; tried < n; tried++) {
-      const link = links[this.requestCursor++ % n] as BackendLink;
-      if (link === exclude) continue;
-      if (!link.aboveHighWaterMark) return link;
-      if (fallback === undefined || link.unsentBytes < fallback.unsentBytes) fallback = link;
-    }
-    return fallback;
+  pickForRequest(): BackendLink | undefined {
+    return this.requestTurn.pick() ?? leastBackedUp(this.links);
   }
 
   /** Moves queued events to backends, oldest first, until none can take more. */
@@ -136,4 +133,10 @@ export class BackendPool {
       link.send(HEARTBEAT_LINE);
     }
   }
+}
+
+function leastBackedUp(links: readonly BackendLink[]): BackendLink | undefined {
+  let least: BackendLink | undefined;
+  for (const link of links) if (least === undefined || link.unsentBytes < least.unsentBytes) least = link;
+  return least;
 }
