@@ -31,23 +31,23 @@ export function serializeContext(context: ClientContext): string {
   return asciiJson(JSON.stringify(context));
 }
 
-const NEW_MESSAGE_HEAD = '{"request_id":"';
+const EVENT_HEAD = '{"request_id":"';
 const NEW_MESSAGE_MID = '","action":"new_message","params":{"message":';
 const CONTEXT_KEY = ',"context":';
 const LINE_END = '}}\n';
 
 export function newMessageLine(message: string, contextJson: string): string {
-  return NEW_MESSAGE_HEAD + nextEventId() + NEW_MESSAGE_MID + asciiJson(JSON.stringify(message)) + CONTEXT_KEY + contextJson + LINE_END;
+  return EVENT_HEAD + nextEventId() + NEW_MESSAGE_MID + asciiJson(JSON.stringify(message)) + CONTEXT_KEY + contextJson + LINE_END;
 }
 
 const NEW_CONNECTION_MID = '","action":"new_connection","params":{"context":';
 export function newConnectionLine(contextJson: string): string {
-  return NEW_MESSAGE_HEAD + nextEventId() + NEW_CONNECTION_MID + contextJson + LINE_END;
+  return EVENT_HEAD + nextEventId() + NEW_CONNECTION_MID + contextJson + LINE_END;
 }
 
 const DISCONNECTED_MID = '","action":"disconnected","params":{"context":';
 export function disconnectedLine(contextJson: string): string {
-  return NEW_MESSAGE_HEAD + nextEventId() + DISCONNECTED_MID + contextJson + LINE_END;
+  return EVENT_HEAD + nextEventId() + DISCONNECTED_MID + contextJson + LINE_END;
 }
 
 export const HEARTBEAT_LINE = `{"request_id":"heartbeat","action":"${Action.Heartbeat}","params":{}}\n`;
