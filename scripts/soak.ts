@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { readProcSample } from '../src/bench/proc-stats';
-import { StrandsBackend } from '../src/client/backend';
+import { StrandsBackend } from '../src/sdk/backend';
 import { LineFramer } from '../src/protocol/line-framer';
 import { newMessageLine, serializeContext } from '../src/protocol/serializers';
 

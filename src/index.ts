@@ -1,4 +1,4 @@
 export { Broker } from './broker';
 export { defaultConfig, resolveConfig, SETTINGS, ConfigError, type BrokerConfig } from './config';
 export { createLogger } from './logger';
-export * from './client/index';
+export * from './sdk/index';

@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { Broker } from './broker';
 import { ConfigError, SETTINGS, resolveConfig, shownDefault } from './config';
 import { createLogger } from './logger';
-import { startEchoBackend } from './client/echo-backend';
+import { startEchoBackend } from './sdk/echo-backend';
 import { registerBenchCommand } from './bench/cli';
 
 /** Exit status for a bad flag or environment value, as for a usage error. */

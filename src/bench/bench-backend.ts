@@ -1,4 +1,4 @@
-import { StrandsBackend } from '../client/backend';
+import { StrandsBackend } from '../sdk/backend';
 import type { ErrorTally } from './error-tally';
 import type { HostPort } from './options';
 import { CLIENT_ID_HEADER } from './wire';

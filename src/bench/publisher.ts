@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import type { StrandsBackend } from '../client/backend';
+import type { StrandsBackend } from '../sdk/backend';
 import type { ErrorTally } from './error-tally';
 import { PayloadWriter } from './payload';
 import { BASELINE_PUBLISH_PATH } from './wire';

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { StrandsBackend } from '../../src/client/backend';
+import { StrandsBackend } from '../../src/sdk/backend';
 import { arena } from '../helpers/bystanders';
 import { within } from '../helpers/deadline';
 import { brokerFor, takeAll, takeOne, waitAcross, waitUntil } from '../helpers/fixtures';

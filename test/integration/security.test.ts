@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { BACKEND_AUTH_TIMEOUT_MS } from '../../src/broker';
-import { StrandsBackend } from '../../src/client/backend';
+import { StrandsBackend } from '../../src/sdk/backend';
 import { backendFor, brokerFor, clientFor, takeAll, waitUntil } from '../helpers/fixtures';
 import { RawBackend, clientIdFromQuery, type Line } from '../helpers/raw-backend';
 import { rawUpgrade } from '../helpers/raw-upgrade';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import type { BackendLink } from '../../src/backends/backend-link';
-import { PendingRequests, type PendingEntry } from '../../src/backends/pending-requests';
+import { PendingRequests, type PendingEntry } from '../../src/admission/pending-requests';
 import { fakeLink } from '../helpers/fake-link';
 
 interface Entry extends PendingEntry {

@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import * as net from 'node:net';
-import { StrandsBackend } from '../../src/client/backend';
+import { StrandsBackend } from '../../src/sdk/backend';
 
 const MiB = 1024 * 1024;
 const MAX_PENDING = 8 * MiB;

@@ -1,4 +1,4 @@
-import type { BackendLink } from './backend-link';
+import type { BackendLink } from '../backends/backend-link';
 
 export interface PendingEntry {
   /** The backend holding the request now; it changes when a request is sent again. */

@@ -8,7 +8,7 @@ import {
   type ClientContext,
   type ConnectionRequest,
   type StrandsBackendOptions,
-} from '../../src/client';
+} from '../../src/sdk';
 import { LineFramer } from '../../src/protocol/line-framer';
 
 const T = { timeout: 10_000 };
