@@ -31,7 +31,9 @@ async function runBroker(flags: Record<string, string | undefined>): Promise<voi
     log.info({ signal, drainMs: config.drainTimeout }, 'shutting down');
     // The broker keeps its own deadlines; this one only guards against a stop that hangs anyway.
     setTimeout(() => process.exit(0), config.drainTimeout + config.shutdownTimeout + 1000).unref();
-    void broker.drain(config.drainTimeout).then(() => process.exit(0));
+    // No exit once stopped: uWS keeps the process alive only until every close frame (queued behind a
+    // client's backlog) is sent, then the event loop empties and the process exits 0 by itself.
+    void broker.drain(config.drainTimeout);
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

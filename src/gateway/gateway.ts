@@ -98,6 +98,8 @@ export class Gateway implements ClientHub, Component {
   private readonly uws = loadNativeUws();
   private readonly app: TemplatedApp;
   private openCount = 0;
+  /** Set while stop() waits: called once the last socket has closed. */
+  private stopping: (() => void) | undefined;
   private listenSocket: us_listen_socket | null = null;
   private boundPort = 0;
 
@@ -125,6 +127,9 @@ export class Gateway implements ClientHub, Component {
           else if (isBinary) this.handler.onMessage(ws.getUserData(), Buffer.from(message).toString('base64'), true);
           else this.handler.onMessage(ws.getUserData(), utf8.decode(message), false);
         },
+        drain: (ws) => {
+          if (this.stopping !== undefined && ws.getBufferedAmount() <= options.maxBackpressure) this.goingAway(ws);
+        },
         close: (ws, code, message) => this.close(ws, code, message),
       })
       .any('/*', (res) => {
@@ -134,15 +139,47 @@ export class Gateway implements ClientHub, Component {
 
   /** Resolves once listening; rejects if the port cannot be bound. */
   async start(): Promise<void> {
-    if (!(await this.listen(this.options.port))) {
-      throw new Error(`cannot listen for WebSockets on ${this.options.host}:${this.options.port} (address in use or not available)`);
+    const { host, port } = this.options;
+    if (!(await this.listen(port))) throw new Error(`cannot listen for WebSockets on ${host}:${port} (address in use or not available)`);
+    // uSockets sets SO_REUSEADDR only when listening on a given port, and sockets accepted without it keep
+    // the port from being listened on again (resumeAccepting): a free port is picked, then listened on by number.
+    if (port === 0) {
+      this.pauseAccepting();
+      if (!(await this.listen(this.boundPort)) && !(await this.listen(0))) throw new Error(`cannot listen for WebSockets on ${host}`);
     }
   }
 
-  /** Stops accepting, then closes every client with 1001 (each one's close handler, and so its `disconnected` event, runs before this returns). */
-  async stop(): Promise<void> {
+  /**
+   * Stops accepting, then closes every client with 1001; each one's close
+   * handler, and so its `disconnected` event, runs before this resolves. A
+   * socket over --max-backpressure would be dropped (1006) by a close frame
+   * added to its backlog, so it first gets nothing more and is closed as soon
+   * as it has drained below the limit, or at `deadline` whatever its state.
+   */
+  async stop(deadline: number): Promise<void> {
     this.pauseAccepting();
-    for (const sockets of [...this.clients.values()]) for (const ws of [...sockets]) ws.cork(() => ws.end(CloseCode.GoingAway, GOING_AWAY_REASON));
+    if (this.openCount === 0) return;
+    const allClosed = new Promise<void>((resolve) => (this.stopping = resolve));
+    for (const sockets of [...this.clients.values()]) {
+      for (const ws of [...sockets]) {
+        for (const topic of ws.getTopics()) ws.unsubscribe(topic);
+        if (ws.getBufferedAmount() <= this.options.maxBackpressure) this.goingAway(ws);
+      }
+    }
+    const timer = setTimeout(() => {
+      for (const sockets of [...this.clients.values()]) for (const ws of [...sockets]) this.goingAway(ws);
+    }, Math.max(0, deadline - Date.now()));
+    await allClosed;
+    clearTimeout(timer);
+  }
+
+  /**
+   * Not corked: uWS sends its FIN right after the close frame only when the
+   * socket is not corked (and the frame went out whole); corked, the TCP
+   * connection stays open until the client gives up on it (a browser waits).
+   */
+  private goingAway(ws: Socket): void {
+    ws.end(CloseCode.GoingAway, GOING_AWAY_REASON);
   }
 
   get port(): number {
@@ -235,8 +272,8 @@ export class Gateway implements ClientHub, Component {
     if (sockets === undefined) return 0;
     const closing = [...sockets];
     this.stats.disconnectedByBackend += closing.length;
-    // Called from a backend's line, outside any uWS callback: corked (uWS rule 3).
-    for (const ws of closing) ws.cork(() => ws.end(code, reason));
+    // Not corked, though outside a uWS callback: see goingAway.
+    for (const ws of closing) ws.end(code, reason);
     return closing.length;
   }
 
@@ -323,6 +360,7 @@ export class Gateway implements ClientHub, Component {
     for (const roomId of session.rooms) this.leave(session, roomId);
     this.stats.closedBy[closeReason(code, message)]++;
     this.handler.onClose(session, code);
+    if (this.openCount === 0) this.stopping?.();
   }
 }
 

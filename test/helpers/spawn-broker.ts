@@ -24,15 +24,18 @@ export interface StrandsProcess {
  * STRANDS_* and PYSTRAND_* variable, plus `env` (a value of undefined unsets).
  * Killed (if still running) when the test ends.
  */
-export function spawnStrands(t: TestContext, args: string[], env: Record<string, string | undefined> = {}): StrandsProcess {
+export function spawnStrands(t: TestContext, args: string[], env: Record<string, string | undefined> = {}, launcher: string[] = []): StrandsProcess {
   const childEnv: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!/^(STRANDS_|PYSTRAND_)/.test(name)) childEnv[name] = value;
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined) delete childEnv[name];
     else childEnv[name] = value;
   }
-  const child = spawn(process.execPath, [MAIN_JS, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  // A launcher (`prlimit --nofile=...`, `taskset -c 0`) runs node in the environment it sets up.
+  const [command, ...prefix] = [...launcher, process.execPath];
+  const child = spawn(command as string, [...prefix, MAIN_JS, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // 'close', not 'exit': it comes after stdout and stderr are read to their end, so no log line is missed.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -77,8 +80,8 @@ export function portOf(address: unknown): number {
 }
 
 /** Starts the broker on free ports; resolves once it logged "strands broker listening". */
-export async function spawnBroker(t: TestContext, args: string[] = [], env: Record<string, string | undefined> = {}): Promise<StrandsProcess & { wsPort: number; tcpPort: number; listening: Record<string, unknown> }> {
-  const proc = spawnStrands(t, ['--ws-port', '0', '--tcp-port', '0', '--host', '127.0.0.1', ...args], env);
+export async function spawnBroker(t: TestContext, args: string[] = [], env: Record<string, string | undefined> = {}, launcher: string[] = []): Promise<StrandsProcess & { wsPort: number; tcpPort: number; listening: Record<string, unknown> }> {
+  const proc = spawnStrands(t, ['--ws-port', '0', '--tcp-port', '0', '--host', '127.0.0.1', ...args], env, launcher);
   const listening = await proc.log('strands broker listening');
   return { ...proc, wsPort: portOf(listening.ws), tcpPort: portOf(listening.tcp), listening };
 }
