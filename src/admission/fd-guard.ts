@@ -97,7 +97,7 @@ export class FdGuard implements Component {
     if (this.checking) return;
     this.checking = true;
     try {
-      const open = this.source.count();
+      const open = this.count();
       const free = this.stats.limit - open;
       this.stats.open = open;
       if (this.door.accepting && free < this.reserve) {
@@ -109,8 +109,20 @@ export class FdGuard implements Component {
         else this.log.error({ open }, 'could not listen on the WebSocket port again; will retry');
       }
       this.stats.accepting = this.door.accepting;
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'descriptor guard: check failed; will retry');
     } finally {
       this.checking = false;
+    }
+  }
+
+  /** Open descriptors; at the limit, reading /proc takes one more than there is, which says as much. */
+  private count(): number {
+    try {
+      return this.source.count();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EMFILE' || (err as NodeJS.ErrnoException).code === 'ENFILE') return this.stats.limit;
+      throw err;
     }
   }
 

@@ -1,0 +1,95 @@
+/**
+ * Upgrades waiting for a backend: bounded, released the moment their client
+ * leaves, and never a reason to drop a backend.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { once } from 'node:events';
+import WebSocket from 'ws';
+import { backendFor, brokerFor, joinedClient, waitUntil } from '../helpers/fixtures';
+import { upgradeStatus } from '../helpers/ws-client';
+
+const KiB = 1024;
+
+/** Starts an upgrade and returns its socket; errors (it is cut while connecting) are ignored. */
+function startUpgrade(url: string): WebSocket {
+  const ws = new WebSocket(url);
+  ws.on('error', () => undefined);
+  return ws;
+}
+
+/** Writes an upgrade request by hand and closes the connection as soon as the broker has it. */
+async function abandonedUpgrade(port: number): Promise<void> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write(`GET /gone HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  socket.destroy();
+}
+
+test('a client that leaves mid-upgrade releases its slot and its waiting place at once; its backend\'s late answer is ignored and counted', async (t) => {
+  const broker = await brokerFor(t, { maxConnections: 5 });
+  const backend = await backendFor(t, broker.tcpPort);
+  const quitter = startUpgrade(broker.url('/room?client_id=quitter'));
+  const request = await backend.next('connection_request');
+  assert.equal(broker.broker.stats.connections.waiting, 1);
+  assert.equal(broker.broker.stats.connections.slots, 1);
+  quitter.terminate();
+  await waitUntil(() => broker.broker.stats.connections.waiting === 0 && broker.broker.stats.connections.slots === 0, 'the abandoned upgrade released everything');
+  assert.equal(broker.broker.stats.connections.abandoned, 1);
+  backend.answer(request, { accepted: true, client_id: 'quitter' });
+  await waitUntil(() => broker.broker.stats.connections.lateResponses === 1, 'the late answer is counted');
+  assert.equal(broker.broker.stats.connections.open, 0, 'the late answer opened nothing');
+  assert.equal(broker.broker.stats.errors.unknown_request, 0, 'the backend is not told off for answering late');
+});
+
+test('thousands of abandoned upgrades hold nothing once gone, with --max-connections 50', async (t) => {
+  const broker = await brokerFor(t, { maxConnections: 50 });
+  const backend = await backendFor(t, broker.tcpPort);
+  backend.socket.on('error', () => undefined);
+  for (let i = 0; i < 3000; i++) await abandonedUpgrade(broker.wsPort);
+  await waitUntil(() => broker.broker.stats.connections.abandoned + broker.broker.stats.connections.refused[503] >= 3000, 'every upgrade was seen and ended', 20_000);
+  await waitUntil(() => broker.broker.stats.connections.waiting === 0 && broker.broker.stats.connections.slots === 0, 'nothing is held', 10_000);
+  assert.equal(broker.broker.stats.backends.connected, 1, 'the backend that got the requests is still there');
+  // Slots were given back as clients left: a real client still gets through.
+  const status = upgradeStatus(broker.url('/after'));
+  const request = await backend.next('connection_request', 5000, (l) => l.params.url === '/after');
+  backend.answer(request, { accepted: false });
+  assert.equal(await status, 403);
+});
+
+test('upgrades waiting at once beyond --max-pending-upgrades get 503 at once', async (t) => {
+  const broker = await brokerFor(t, { maxPendingUpgrades: 3 });
+  const backend = await backendFor(t, broker.tcpPort);
+  const waiting = [0, 1, 2].map((i) => startUpgrade(broker.url(`/w${i}`)));
+  t.after(() => waiting.forEach((ws) => ws.terminate()));
+  for (let i = 0; i < 3; i++) await backend.next('connection_request');
+  assert.equal(await upgradeStatus(broker.url('/fourth')), 503);
+  assert.equal(broker.broker.stats.connections.waiting, 3);
+});
+
+test('connection requests never make the broker drop a backend that reads slowly: over its mark, upgrades get 503 instead', async (t) => {
+  const broker = await brokerFor(t, { backendHwm: 16 * KiB, heartbeatInterval: 0, maxPayload: 1024 * KiB });
+  const backend = await backendFor(t, broker.tcpPort, { accept: true });
+  backend.socket.on('error', () => undefined);
+  const { client } = await joinedClient(t, broker, backend, 'talker');
+  backend.socket.pause();
+  // The client's messages fill the kernel's buffers, then the link's: the backend is over its mark.
+  const body = 't'.repeat(512 * KiB);
+  for (let i = 0; i < 200 && !broker.broker.stats.backends.links.every((l) => l.aboveHighWaterMark); i++) {
+    const sent = broker.broker.stats.messagesOut.new_message;
+    client.ws.send(body);
+    await waitUntil(() => broker.broker.stats.messagesOut.new_message > sent, 'the message was handled');
+  }
+  assert.ok(broker.broker.stats.backends.links.every((l) => l.aboveHighWaterMark), 'the backend never went over its mark');
+  const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => upgradeStatus(broker.url(`/late${i}`))));
+  assert.deepEqual(new Set(statuses), new Set([503]));
+  assert.equal(broker.broker.stats.errors.backends_busy, 20, 'each is counted as backends_busy');
+  assert.equal(broker.broker.stats.backends.connected, 1, 'the slow backend was dropped');
+  assert.equal(broker.broker.stats.backends.dropped, 0);
+  // Once it reads again, it gets requests again.
+  backend.socket.resume();
+  await waitUntil(() => broker.broker.stats.backends.links.every((l) => !l.aboveHighWaterMark), 'the backend caught up', 10_000);
+  const { client: after } = await joinedClient(t, broker, backend, 'after');
+  assert.equal(after.ws.readyState, after.ws.OPEN);
+});
