@@ -15,13 +15,15 @@
  * instruction or flag it cannot replay faithfully stops it, naming the line.
  *
  * What stays different from Docker: the base image is this machine's Node.js
- * (its major version must be the FROM tag's), npm and /bin/sh; ownership is
- * checked (USER), not applied; RUN may use the npm cache (prefer-offline); the
- * broker is started on free loopback ports, as `docker run -e` would override
- * them, because this machine is not a container's private network.
+ * (its major version must be the FROM tag's), npm and /bin/sh; files keep the
+ * replay's owner (--chown is not applied), but run as root it starts the image
+ * as its numeric USER, so files that user cannot read show; RUN may use the npm
+ * cache (prefer-offline); the broker is started on free loopback ports, as
+ * `docker run -e` would override them, because this machine is not a
+ * container's private network.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -353,6 +355,8 @@ function runStep(step: Extract<Step, { kind: 'run' }>, root: string, timeoutMs: 
 // --- Starting the image ----------------------------------------------------
 
 export interface Probe {
+  /** The uid:gid the broker ran as: the image's numeric USER when the replay runs as root, else the replay's own. */
+  ranAs: string;
   ports: { ws: number; tcp: number; metrics: number | undefined };
   /** HTTP statuses; undefined when there is no metrics port to ask. */
   healthz: number | undefined;
@@ -401,11 +405,20 @@ function upgrade(port: number): Promise<Probe['upgrade']> {
   });
 }
 
+/** How to run a process of the image: in its WORKDIR and, when root can switch to it, as its numeric USER. */
+function processOptions(image: BuiltImage): { cwd: string; uid?: number; gid?: number } {
+  const cwd = join(image.root, image.config.workdir);
+  const ids = /^(\d+)(?::(\d+))?$/.exec(image.config.user ?? '');
+  if (process.getuid?.() !== 0 || !ids) return { cwd };
+  const uid = Number(ids[1]);
+  return { cwd, uid, gid: ids[2] === undefined ? uid : Number(ids[2]) };
+}
+
 /** Runs the image's HEALTHCHECK as Docker would inside the container; its exit status. */
 function runHealthcheck(image: BuiltImage, env: Record<string, string>): number | null | undefined {
   const argv = image.config.healthcheck;
   if (argv === undefined) return undefined;
-  return spawnSync(argv[0] as string, argv.slice(1), { cwd: join(image.root, image.config.workdir), env, stdio: 'ignore', timeout: 10_000 }).status;
+  return spawnSync(argv[0] as string, argv.slice(1), { ...processOptions(image), env, stdio: 'ignore', timeout: 10_000 }).status;
 }
 
 /**
@@ -421,7 +434,8 @@ export async function startImage(image: BuiltImage, timeoutMs = 15_000): Promise
   // Only when the image turns metrics on: otherwise the probe must find none.
   if (settings.metricsPort !== undefined) Object.assign(overrides, { [envName('metricsHost')]: '127.0.0.1', [envName('metricsPort')]: '0' });
   const env = { ...hostEnv(), ...image.config.env };
-  const child = spawn(argv[0] as string, argv.slice(1), { cwd: join(image.root, image.config.workdir), env: { ...env, ...overrides }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const options = processOptions(image);
+  const child = spawn(argv[0] as string, argv.slice(1), { ...options, env: { ...env, ...overrides }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = exitOf(child);
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr = (stderr + text).slice(-4096)));
@@ -454,7 +468,8 @@ export async function startImage(image: BuiltImage, timeoutMs = 15_000): Promise
     const guard = setTimeout(() => child.kill('SIGKILL'), settings.drainTimeout + settings.shutdownTimeout + 5000);
     const stopped = await exited;
     clearTimeout(guard);
-    return { ports, healthz, readyz, upgrade: upgraded, healthcheckWhileUp, healthcheckAfterStop: runHealthcheck(image, probeEnv), stopped };
+    const ranAs = `${options.uid ?? process.getuid?.()}:${options.gid ?? process.getgid?.()}`;
+    return { ranAs, ports, healthz, readyz, upgrade: upgraded, healthcheckWhileUp, healthcheckAfterStop: runHealthcheck(image, probeEnv), stopped };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
@@ -523,6 +538,8 @@ export async function replay(opts: { context: string; dockerfile?: string; keep?
   const context = resolve(opts.context);
   const stages = parseDockerfile(readFileSync(resolve(context, opts.dockerfile ?? 'Dockerfile'), 'utf8'));
   const into = mkdtempSync(join(tmpdir(), 'strands-docker-replay-'));
+  // mkdtemp makes it private to its owner; the image's USER must be able to reach its files.
+  chmodSync(into, 0o755);
   try {
     const image = buildImage(stages, { context, into, ...(opts.onStep ? { onStep: opts.onStep } : {}) });
     const probe = await startImage(image);
@@ -543,7 +560,7 @@ async function main(): Promise<void> {
   });
   const { probe } = result;
   process.stdout.write(
-    `started: ${[...result.image.config.entrypoint, ...result.image.config.cmd].join(' ')}; /healthz ${probe.healthz}, /readyz ${probe.readyz}, upgrade ${probe.upgrade.status}, ` +
+    `started: ${[...result.image.config.entrypoint, ...result.image.config.cmd].join(' ')} as ${probe.ranAs}; /healthz ${probe.healthz}, /readyz ${probe.readyz}, upgrade ${probe.upgrade.status}, ` +
       `HEALTHCHECK ${probe.healthcheckWhileUp} up / ${probe.healthcheckAfterStop} stopped, SIGTERM exit ${probe.stopped.code}\n`,
   );
   if (values.keep) process.stdout.write(`kept: ${result.image.root}\n`);
