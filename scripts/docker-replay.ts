@@ -29,7 +29,7 @@ import { basename, dirname, join, posix, relative, resolve, sep } from 'node:pat
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import ignore from '@balena/dockerignore';
-import { DockerfileParser, type Copy, type From, type Healthcheck, type Instruction, type PropertyInstruction } from 'dockerfile-ast';
+import { DockerfileParser, ModifiableInstruction, type Copy, type From, type Healthcheck, type Instruction, type PropertyInstruction, type Run } from 'dockerfile-ast';
 import WebSocket from 'ws';
 import { ConfigError, resolveConfig, SETTINGS, type BrokerConfig } from '../src/config';
 
@@ -107,7 +107,7 @@ function commandOf(text: string): string[] {
 }
 
 function checkFlags(instruction: Instruction): void {
-  const flags = 'getFlags' in instruction ? (instruction as unknown as { getFlags(): { getName(): string }[] }).getFlags() : [];
+  const flags = instruction instanceof ModifiableInstruction ? instruction.getFlags() : [];
   const known = KNOWN_FLAGS[instruction.getKeyword()] ?? [];
   for (const flag of flags) if (!known.includes(flag.getName())) fail(instruction, `the replay does not know the flag --${flag.getName()}`);
 }
@@ -151,6 +151,7 @@ export function parseDockerfile(text: string): Stage[] {
         for (const property of (instruction as PropertyInstruction).getProperties()) config.env[property.getName()] = property.getValue() ?? '';
         break;
       case 'COPY': {
+        if ((instruction as Copy).getHeredocs().length > 0) fail(instruction, 'here-documents are not replayed');
         const json = (instruction as Copy).getJSONStrings();
         const words = json.length > 0 ? json.map((a) => a.getJSONValue()) : instruction.getArguments().map((a) => a.getValue());
         if (words.length < 2) fail(instruction, 'needs a source and a destination');
@@ -164,6 +165,7 @@ export function parseDockerfile(text: string): Stage[] {
         break;
       }
       case 'RUN': {
+        if ((instruction as Run).getHeredocs().length > 0) fail(instruction, 'here-documents are not replayed');
         checkRunStaysInStage(instruction, args);
         stage.steps.push({ kind: 'run', line, text: where, argv: commandOf(args), workdir: config.workdir, env: { ...config.env } });
         break;

@@ -117,6 +117,8 @@ test('what the replay cannot do as Docker would stops it, naming the line', () =
     ['RUN rm -rf /etc/strands', /absolute path \/etc\/strands/],
     ['RUN cd .. && ls', /parent directory/],
     ['HEALTHCHECK --interval=1s', /HEALTHCHECK CMD/],
+    ['RUN <<EOF\necho hi > out.txt\nEOF', /line 2 \(RUN\): here-documents are not replayed/],
+    ['COPY <<EOF out.txt\nhi\nEOF', /line 2 \(COPY\): here-documents are not replayed/],
   ];
   for (const [line, message] of refused) assert.throws(() => parseDockerfile(`${FROM}\n${line}`), { name: 'ReplayError', message }, line);
   assert.throws(() => parseDockerfile('FROM python:3.12-slim'), /node:<major> images only, not python:3\.12-slim/);
