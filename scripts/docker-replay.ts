@@ -24,7 +24,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { once } from 'node:events';
+import { setPriority, tmpdir } from 'node:os';
 import { basename, dirname, join, posix, relative, resolve, sep } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -313,13 +314,13 @@ export interface BuildOptions {
   onStep?: (timing: StepTiming) => void;
 }
 
-/** Builds every stage in order; the last is the image. Throws ReplayError naming the step that failed. */
-export function buildImage(stages: Stage[], opts: BuildOptions): BuiltImage {
+/** Builds every stage in order; the last is the image. Rejects with a ReplayError naming the step that failed. */
+export async function buildImage(stages: Stage[], opts: BuildOptions): Promise<BuiltImage> {
   const context = contextTree(resolve(opts.context));
   const roots: string[] = [];
   const timings: StepTiming[] = [];
   const nodeMajor = Number(process.versions.node.split('.')[0]);
-  stages.forEach((stage, index) => {
+  for (const [index, stage] of stages.entries()) {
     const root = join(opts.into, `stage-${index}`);
     roots.push(root);
     if (stage.baseStage !== undefined) cpSync(roots[stage.baseStage] as string, root, { recursive: true, verbatimSymlinks: true });
@@ -331,27 +332,52 @@ export function buildImage(stages: Stage[], opts: BuildOptions): BuiltImage {
       else if (step.kind === 'copy') {
         const tree = step.fromStage === undefined ? context : { root: roots[step.fromStage] as string, excluded: () => false, what: `stage ${step.fromStage}` };
         copyStep(step, root, tree);
-      } else runStep(step, root, opts.runTimeoutMs ?? 600_000);
+      } else await runStep(step, root, opts.runTimeoutMs ?? 600_000);
       const timing = { text: step.text, ms: performance.now() - started };
       timings.push(timing);
       opts.onStep?.(timing);
     }
-  });
+  }
   const last = stages[stages.length - 1] as Stage;
   return { root: roots[roots.length - 1] as string, config: last.config, timings };
 }
 
-function runStep(step: Extract<Step, { kind: 'run' }>, root: string, timeoutMs: number): void {
+/** The niceness of RUN commands: a build in the background gives the CPU to whatever runs beside it (other tests). */
+const RUN_NICENESS = 10;
+
+async function runStep(step: Extract<Step, { kind: 'run' }>, root: string, timeoutMs: number): Promise<void> {
   const cwd = join(root, step.workdir);
   mkdirSync(cwd, { recursive: true });
   // prefer-offline: npm takes what its cache has and asks the registry only for the rest.
   const env = { ...hostEnv(), npm_config_prefer_offline: 'true', ...step.env };
-  const result = spawnSync(step.argv[0] as string, step.argv.slice(1), { cwd, env, encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
-  if (result.status !== 0) {
-    const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(-30).join('\n');
-    const how = result.error ? result.error.message : result.signal ? `signal ${result.signal}` : `exit status ${result.status}`;
-    throw new ReplayError(`${step.text} failed (${how}):\n${output}`);
+  // Its own process group, so that a timeout ends what it started too (sh's children hold the pipes open).
+  const child = spawn(step.argv[0] as string, step.argv.slice(1), { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  if (child.pid !== undefined) {
+    try {
+      setPriority(child.pid, RUN_NICENESS);
+    } catch {
+      // It exited already: nothing left to slow down.
+    }
   }
+  let output = '';
+  const keep = (text: string): void => {
+    output = (output + text).slice(-16_384);
+  };
+  child.stdout.setEncoding('utf8').on('data', keep);
+  child.stderr.setEncoding('utf8').on('data', keep);
+  const timer = setTimeout(() => process.kill(-(child.pid as number), 'SIGKILL'), timeoutMs);
+  let how: string | undefined;
+  try {
+    const [code, signal] = await closed;
+    if (signal !== null) how = signal === 'SIGKILL' ? `killed after ${timeoutMs} ms` : `signal ${signal}`;
+    else if (code !== 0) how = `exit status ${code}`;
+  } catch (err) {
+    how = (err as Error).message;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (how !== undefined) throw new ReplayError(`${step.text} failed (${how}):\n${output.trim().split('\n').slice(-30).join('\n')}`);
 }
 
 // --- Starting the image ----------------------------------------------------
@@ -543,7 +569,7 @@ export async function replay(opts: { context: string; dockerfile?: string; keep?
   // mkdtemp makes it private to its owner; the image's USER must be able to reach its files.
   chmodSync(into, 0o755);
   try {
-    const image = buildImage(stages, { context, into, ...(opts.onStep ? { onStep: opts.onStep } : {}) });
+    const image = await buildImage(stages, { context, into, ...(opts.onStep ? { onStep: opts.onStep } : {}) });
     const probe = await startImage(image);
     return { image, probe, problems: imageProblems(image, probe, join(context, 'package-lock.json')), ms: performance.now() - started };
   } finally {

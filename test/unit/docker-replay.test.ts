@@ -29,7 +29,7 @@ function workspace(t: TestContext, files: Record<string, string>): { context: st
   return { context, into };
 }
 
-function build(t: TestContext, dockerfile: string, files: Record<string, string>): BuiltImage {
+function build(t: TestContext, dockerfile: string, files: Record<string, string>): Promise<BuiltImage> {
   return buildImage(parseDockerfile(dockerfile), workspace(t, files));
 }
 
@@ -41,38 +41,44 @@ function filesIn(dir: string): string[] {
     .sort();
 }
 
-test('a file the Dockerfile does not COPY is missing when a RUN needs it, as in Docker', (t) => {
+test('a file the Dockerfile does not COPY is missing when a RUN needs it, as in Docker', async (t) => {
   const dockerfile = [FROM, 'WORKDIR /w', 'COPY a.txt ./', 'RUN cat a.txt b.txt > both.txt'].join('\n');
-  assert.throws(() => build(t, dockerfile, { 'a.txt': 'A', 'b.txt': 'B' }), { name: 'ReplayError', message: /line 4: RUN cat a\.txt b\.txt > both\.txt failed \(exit status 1\):\n.*b\.txt/ });
+  await assert.rejects(build(t, dockerfile, { 'a.txt': 'A', 'b.txt': 'B' }), { name: 'ReplayError', message: /line 4: RUN cat a\.txt b\.txt > both\.txt failed \(exit status 1\):\n.*b\.txt/ });
 });
 
-test('RUN runs in the stage\'s WORKDIR with its ENV and none of this process\'s environment', (t) => {
+test('a RUN that does not finish in time is killed, and one that cannot start is named', async (t) => {
+  const slow = parseDockerfile([FROM, 'RUN sleep 30'].join('\n'));
+  await assert.rejects(buildImage(slow, { ...workspace(t, {}), runTimeoutMs: 200 }), { name: 'ReplayError', message: /line 2: RUN sleep 30 failed \(killed after 200 ms\)/ });
+  await assert.rejects(build(t, [FROM, 'RUN ["strands-no-such-command"]'].join('\n'), {}), { name: 'ReplayError', message: /failed \(spawn strands-no-such-command ENOENT\)/ });
+});
+
+test('RUN runs in the stage\'s WORKDIR with its ENV and none of this process\'s environment', async (t) => {
   process.env.STRANDS_REPLAY_TEST_LEAK = 'leaked';
   t.after(() => delete process.env.STRANDS_REPLAY_TEST_LEAK);
   const dockerfile = [FROM, 'WORKDIR /w', 'WORKDIR sub', 'COPY a.txt b.txt ./', 'ENV GREETING="hello there"', 'RUN cat a.txt b.txt > both.txt && echo "$GREETING|$STRANDS_REPLAY_TEST_LEAK" > env.txt'].join('\n');
-  const image = build(t, dockerfile, { 'a.txt': 'A', 'b.txt': 'B' });
+  const image = await build(t, dockerfile, { 'a.txt': 'A', 'b.txt': 'B' });
   assert.equal(image.config.workdir, '/w/sub');
   assert.equal(readFileSync(join(image.root, 'w', 'sub', 'both.txt'), 'utf8'), 'AB');
   assert.equal(readFileSync(join(image.root, 'w', 'sub', 'env.txt'), 'utf8'), 'hello there|\n');
 });
 
-test('.dockerignore: an excluded file cannot be COPYed, and a COPYed directory leaves excluded files out', (t) => {
+test('.dockerignore: an excluded file cannot be COPYed, and a COPYed directory leaves excluded files out', async (t) => {
   const files = { '.dockerignore': '# secrets\n**/*.pem\nkeep/cache\n', 'keep/a.txt': 'a', 'keep/tls/key.pem': 'k', 'keep/cache/x': 'x', 'top.pem': 'k', 'Upper.PEM': 'u' };
-  const image = build(t, [FROM, 'WORKDIR /w', 'COPY keep ./keep', 'COPY Upper.PEM ./'].join('\n'), files);
+  const image = await build(t, [FROM, 'WORKDIR /w', 'COPY keep ./keep', 'COPY Upper.PEM ./'].join('\n'), files);
   assert.deepEqual(filesIn(join(image.root, 'w')), ['Upper.PEM', 'keep/a.txt'], 'matching is case-sensitive, as Docker\'s on Linux');
-  assert.throws(() => build(t, [FROM, 'COPY top.pem ./'].join('\n'), files), { name: 'ReplayError', message: /line 2: COPY top\.pem: not found in the build context/ });
+  await assert.rejects(build(t, [FROM, 'COPY top.pem ./'].join('\n'), files), { name: 'ReplayError', message: /line 2: COPY top\.pem: not found in the build context/ });
 });
 
-test('COPY as Docker does: a directory\'s contents into dest, files into a dest ending in /, wildcards as filepath.Match', (t) => {
+test('COPY as Docker does: a directory\'s contents into dest, files into a dest ending in /, wildcards as filepath.Match', async (t) => {
   const files = { 'package.json': '{}', 'package-lock.json': '{}', 'sub/package.json': '{}', 'src/x.ts': 'x', 'src/deep/y.ts': 'y', 'one.txt': '1' };
-  const image = build(t, [FROM, 'WORKDIR /app', 'COPY package*.json ./', 'COPY src ./code', 'COPY ["one.txt", "renamed.txt"]', 'COPY one.txt /abs/'].join('\n'), files);
+  const image = await build(t, [FROM, 'WORKDIR /app', 'COPY package*.json ./', 'COPY src ./code', 'COPY ["one.txt", "renamed.txt"]', 'COPY one.txt /abs/'].join('\n'), files);
   assert.deepEqual(filesIn(join(image.root, 'app')), ['code/deep/y.ts', 'code/x.ts', 'package-lock.json', 'package.json', 'renamed.txt']);
   assert.deepEqual(filesIn(join(image.root, 'abs')), ['one.txt']);
-  assert.throws(() => build(t, [FROM, 'COPY one.txt src dest'].join('\n'), files), { message: /several sources needs a destination ending in \// });
-  assert.throws(() => build(t, [FROM, 'COPY *.md ./'].join('\n'), files), { message: /COPY \*\.md: not found/ });
+  await assert.rejects(build(t, [FROM, 'COPY one.txt src dest'].join('\n'), files), { message: /several sources needs a destination ending in \// });
+  await assert.rejects(build(t, [FROM, 'COPY *.md ./'].join('\n'), files), { message: /COPY \*\.md: not found/ });
 });
 
-test('the last stage holds only what it COPYs from earlier ones, and its own config', (t) => {
+test('the last stage holds only what it COPYs from earlier ones, and its own config', async (t) => {
   const dockerfile = [
     `${FROM} AS build`,
     'WORKDIR /w',
@@ -91,7 +97,7 @@ test('the last stage holds only what it COPYs from earlier ones, and its own con
     'ENTRYPOINT ["node", "main.js"]',
     'HEALTHCHECK --interval=5s CMD node -e "process.exit(0)"',
   ].join('\n');
-  const image = build(t, dockerfile, {});
+  const image = await build(t, dockerfile, {});
   assert.deepEqual(filesIn(image.root), ['app/out/file', 'app/seen']);
   assert.equal(readFileSync(join(image.root, 'app', 'seen'), 'utf8'), 'built\n', 'a stage FROM another starts with its files');
   assert.deepEqual(image.config, {
@@ -128,7 +134,7 @@ test('what the replay cannot do as Docker would stops it, naming the line', () =
   assert.equal(parseDockerfile(`${FROM}\nRUN ls >/dev/null 2>&1`)[0]?.steps.length, 1, '/dev/null is allowed');
 });
 
-test('a base image on another Node.js major is refused: the replay would run this machine\'s', (t) => {
+test('a base image on another Node.js major is refused: the replay would run this machine\'s', async (t) => {
   const stages = parseDockerfile(`FROM node:${NODE_MAJOR + 1}-bookworm-slim`);
-  assert.throws(() => buildImage(stages, workspace(t, {})), { name: 'ReplayError', message: new RegExp(`Node\\.js ${NODE_MAJOR + 1}; this machine runs ${process.version}`) });
+  await assert.rejects(buildImage(stages, workspace(t, {})), { name: 'ReplayError', message: new RegExp(`Node\\.js ${NODE_MAJOR + 1}; this machine runs ${process.version}`) });
 });
