@@ -1,5 +1,7 @@
 import { once } from 'node:events';
 import * as net from 'node:net';
+import type { TestContext } from 'node:test';
+import { StrandsBackend, type StrandsBackendOptions } from '../../src/sdk';
 import { LineFramer } from '../../src/protocol/line-framer';
 import { AsyncQueue } from './async-queue';
 
@@ -77,4 +79,17 @@ export class FakeBroker {
 /** What the broker sends a backend whose token is wrong, just before it closes the link. */
 export function authFailedLine(why = 'invalid token'): object {
   return { request_id: 'e1', action: 'error', params: { error: `authentication failed: ${why}`, context: {} } };
+}
+
+/** A fake broker and a StrandsBackend connected to it (both closed when the test ends), with the broker's end of the link. */
+export async function connectedBackend(t: TestContext, opts: Partial<StrandsBackendOptions> = {}): Promise<{ broker: FakeBroker; backend: StrandsBackend; peer: Peer }> {
+  const broker = await FakeBroker.start();
+  const backend = new StrandsBackend({ port: broker.port, ...opts });
+  t.after(async () => {
+    await backend.close();
+    await broker.stop();
+  });
+  await backend.connect();
+  const peer = await broker.peers.next();
+  return { broker, backend, peer };
 }

@@ -1,30 +1,17 @@
 import assert from 'node:assert/strict';
 import { once, type EventEmitter } from 'node:events';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import net = require('node:net');
 import {
   StrandsBackend,
   startEchoBackend,
   type ClientContext,
   type ConnectionRequest,
-  type StrandsBackendOptions,
 } from '../../src/sdk';
 import { AsyncQueue } from '../helpers/async-queue';
-import { FakeBroker } from '../helpers/sdk-fake-broker';
+import { FakeBroker, connectedBackend } from '../helpers/sdk-fake-broker';
 
 const T = { timeout: 10_000 };
-
-async function setup(t: TestContext, opts: Partial<StrandsBackendOptions> = {}) {
-  const broker = await FakeBroker.start();
-  const backend = new StrandsBackend({ port: broker.port, ...opts });
-  t.after(async () => {
-    await backend.close();
-    await broker.stop();
-  });
-  await backend.connect();
-  const peer = await broker.peers.next();
-  return { broker, backend, peer };
-}
 
 /** Resolves with the arguments of the next `n` emissions of `event`. */
 function collect(emitter: EventEmitter, event: string, n: number): Promise<unknown[][]> {
@@ -48,7 +35,7 @@ function connectionRequest(requestId: string, params: Record<string, unknown> = 
 }
 
 test('answers a connection_request with the handler decision', T, async (t) => {
-  const { backend, peer } = await setup(t);
+  const { backend, peer } = await connectedBackend(t);
   let seen: ConnectionRequest | undefined;
   backend.onConnectionRequest((req) => {
     seen = req;
@@ -79,7 +66,7 @@ test('answers a connection_request with the handler decision', T, async (t) => {
 });
 
 test('default handler accepts with no fields; async handlers and a missing query work', T, async (t) => {
-  const { backend, peer } = await setup(t);
+  const { backend, peer } = await connectedBackend(t);
   peer.send(connectionRequest('r1'));
   assert.deepEqual((await peer.next()).params, { accepted: true });
 
@@ -94,7 +81,7 @@ test('default handler accepts with no fields; async handlers and a missing query
 });
 
 test('a handler that throws or rejects answers {"accepted": false} only', T, async (t) => {
-  const { backend, peer } = await setup(t);
+  const { backend, peer } = await connectedBackend(t);
   const failures = collect(backend, 'handler-error', 2);
   backend.onConnectionRequest(() => {
     throw new Error('boom');
@@ -113,7 +100,7 @@ test('a handler that throws or rejects answers {"accepted": false} only', T, asy
 });
 
 test('event handlers get the parsed context', T, async (t) => {
-  const { backend, peer } = await setup(t);
+  const { backend, peer } = await connectedBackend(t);
   const calls = new AsyncQueue<unknown[]>();
   backend
     .onNewConnection((c) => calls.push(['new_connection', c]))
@@ -133,7 +120,7 @@ test('event handlers get the parsed context', T, async (t) => {
 });
 
 test('the three send methods write exactly the protocol lines, batched in one write', T, async (t) => {
-  const { backend, peer } = await setup(t);
+  const { backend, peer } = await connectedBackend(t);
   const writes = t.mock.method(net.Socket.prototype, 'write');
   backend.sendToRoom('lobby', 'hi "there"\n');
   backend.sendToConnection('u1', 'é');
@@ -151,7 +138,7 @@ test('the three send methods write exactly the protocol lines, batched in one wr
 });
 
 test('lines split across writes and many lines in one write are framed', T, async (t) => {
-  const { backend, peer } = await setup(t);
+  const { backend, peer } = await connectedBackend(t);
   const messages = new AsyncQueue<string>();
   backend.onMessage((m) => messages.push(m));
 
@@ -170,7 +157,7 @@ test('lines split across writes and many lines in one write are framed', T, asyn
 });
 
 test('heartbeats and unknown actions are ignored silently; bad lines become protocol-error', T, async (t) => {
-  const { backend, peer } = await setup(t);
+  const { backend, peer } = await connectedBackend(t);
   const protocolErrors: unknown[][] = [];
   backend.on('protocol-error', (...args: unknown[]) => protocolErrors.push(args));
   const messages = new AsyncQueue<string>();
@@ -198,7 +185,7 @@ test('heartbeats and unknown actions are ignored silently; bad lines become prot
 });
 
 test('reconnects after a dropped link and flushes what was sent while down', T, async (t) => {
-  const { backend, broker, peer } = await setup(t, { minBackoffMs: 10, maxBackoffMs: 40 });
+  const { backend, broker, peer } = await connectedBackend(t, { minBackoffMs: 10, maxBackoffMs: 40 });
   const down = collect(backend, 'disconnect', 1);
   const retry = collect(backend, 'reconnecting', 1);
   peer.kill();
@@ -240,7 +227,7 @@ test('close() stops reconnecting', T, async (t) => {
 });
 
 test('close() flushes pending sends and ends the link', T, async (t) => {
-  const { backend, peer } = await setup(t);
+  const { backend, peer } = await connectedBackend(t);
   backend.broadcast('last words');
   const ended = once(peer.socket, 'end');
   await backend.close();
@@ -287,7 +274,7 @@ test('sends while disconnected are buffered up to a bound, the rest dropped and 
 });
 
 test('a decision made for a link that died is not sent on the next link', T, async (t) => {
-  const { backend, broker, peer } = await setup(t, { minBackoffMs: 1, maxBackoffMs: 1 });
+  const { backend, broker, peer } = await connectedBackend(t, { minBackoffMs: 1, maxBackoffMs: 1 });
   let decide!: (accepted: boolean) => void;
   const asked = new Promise<void>((resolve) => {
     backend.onConnectionRequest(
@@ -321,7 +308,7 @@ test('connect() rejects when reconnect is off and the broker is unreachable', T,
   await backend.close();
 });
 
-test('the echo backend takes client_id from the query and echoes to the sender', T, async (t) => {
+test('the echo backend takes client_id from the query and echoes to the sender, binary as binary', T, async (t) => {
   const broker = await FakeBroker.start();
   const backend = startEchoBackend({ port: broker.port });
   t.after(async () => {
@@ -337,4 +324,6 @@ test('the echo backend takes client_id from the query and echoes to the sender',
   const echo = await peer.next();
   assert.equal(echo.action, 'message_to_connection');
   assert.deepEqual(echo.params, { conn_id: 'abc', message: 'ping' });
+  peer.send({ request_id: '10', action: 'new_message', params: { message: 'AAH/', binary: true, context: { ...ctx, client_id: 'abc' } } });
+  assert.deepEqual((await peer.next()).params, { conn_id: 'abc', message: 'AAH/', binary: true });
 });
