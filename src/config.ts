@@ -38,6 +38,18 @@ export interface BrokerConfig {
   /** Unset: no metrics server. */
   metricsPort: number | undefined;
   metricsHost: string;
+  /** Largest message a backend may send to clients (room, broadcast or direct). */
+  maxMessage: number;
+  /** Bytes the queue may hold, besides its entry count. */
+  queueBytes: number;
+  maxBackends: number;
+  /** Upgrades waiting for a backend's answer at once. */
+  maxPendingUpgrades: number;
+  /** Time a backend has to send its `auth` line when --backend-token is set. */
+  backendAuthTimeout: number;
+  maxRoomsPerConnection: number;
+  /** File descriptors kept for backends and the broker's own files when clients fill the process's limit. */
+  fdReserve: number;
 }
 
 /** A bad value for one setting; `message` is one line that names the flag. */
@@ -59,6 +71,8 @@ export interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
   shown?: string;
   /** Secrets are never echoed back in errors. */
   secret?: boolean;
+  /** The value when neither flag nor environment sets it, if it follows another setting (then `default` is only what --help shows). */
+  derive?: (config: BrokerConfig) => BrokerConfig[K];
   description: string;
   parse: Parser<BrokerConfig[K]>;
 }
@@ -136,6 +150,13 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'maxConnectionsPerIp', flag: 'max-connections-per-ip', env: [], default: 0, shown: '0 (no limit)', arg: 'n', description: 'open WebSockets allowed per client IP; beyond: 429', parse: integer(0) }),
   setting({ key: 'metricsPort', flag: 'metrics-port', env: [], default: undefined, shown: 'off', arg: 'port', description: 'serve /metrics (Prometheus), /healthz and /readyz on this port', parse: port }),
   setting({ key: 'metricsHost', flag: 'metrics-host', env: [], default: '127.0.0.1', arg: 'addr', description: 'bind address of the metrics port', parse: text }),
+  setting({ key: 'maxMessage', flag: 'max-message', env: [], default: 1 * MiB, shown: '--max-payload', arg: 'bytes', description: 'largest message a backend may send to clients (room, broadcast or direct); larger ones are refused with an error event', parse: integer(16, 1024 * MiB), derive: (c) => c.maxPayload }),
+  setting({ key: 'queueBytes', flag: 'queue-bytes', env: [], default: 64 * MiB, arg: 'bytes', description: 'bytes the queue may hold besides its entry count; oldest dropped past it', parse: integer(1024) }),
+  setting({ key: 'maxBackends', flag: 'max-backends', env: [], default: 64, arg: 'n', description: 'backend connections admitted at once; more are refused', parse: integer(1, 100_000) }),
+  setting({ key: 'maxPendingUpgrades', flag: 'max-pending-upgrades', env: [], default: 1024, arg: 'n', description: 'upgrades waiting for a backend\'s answer at once; beyond: 503', parse: integer(1, 10_000_000) }),
+  setting({ key: 'backendAuthTimeout', flag: 'backend-auth-timeout', env: [], default: 5000, arg: 'ms', description: 'time a backend has to send its auth line when --backend-token is set', parse: integer(1, 600_000) }),
+  setting({ key: 'maxRoomsPerConnection', flag: 'max-rooms-per-connection', env: [], default: 64, arg: 'n', description: 'rooms one WebSocket may be in (join_room past it is refused)', parse: integer(1, 100_000) }),
+  setting({ key: 'fdReserve', flag: 'fd-reserve', env: [], default: 128, arg: 'n', description: 'file descriptors kept free for backends: the WebSocket port stops accepting when fewer are left', parse: integer(16, 1_000_000) }),
 ].map((s) => ({ ...s, env: [strandsEnv(s.flag), ...s.env] })) as Setting[];
 
 /** The default as --help and the README show it. */
@@ -157,7 +178,14 @@ function checkPairs(config: BrokerConfig): void {
 export function defaultConfig(): BrokerConfig {
   const config: Record<string, unknown> = {};
   for (const s of SETTINGS) config[s.key] = s.default;
-  return config as unknown as BrokerConfig;
+  return derive(config as unknown as BrokerConfig, new Set(SETTINGS.filter((s) => s.derive).map((s) => s.key)));
+}
+
+/** Fills the settings that follow another one and were not set themselves. */
+function derive(config: BrokerConfig, unset: ReadonlySet<keyof BrokerConfig>): BrokerConfig {
+  const values = config as unknown as Record<string, unknown>;
+  for (const s of SETTINGS) if (s.derive && unset.has(s.key)) values[s.key] = s.derive(config);
+  return config;
 }
 
 /**
@@ -166,6 +194,7 @@ export function defaultConfig(): BrokerConfig {
  */
 export function resolveConfig(flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv): BrokerConfig {
   const config: Record<string, unknown> = {};
+  const unset = new Set<keyof BrokerConfig>();
   for (const s of SETTINGS) {
     const fromFlag = flags[s.flag];
     const envName = s.env.find((name) => env[name] !== undefined && env[name] !== '');
@@ -173,6 +202,7 @@ export function resolveConfig(flags: Record<string, string | undefined>, env: No
     const raw = fromFlag ?? (envName ? env[envName] : undefined);
     if (raw === undefined || source === undefined) {
       config[s.key] = s.default;
+      unset.add(s.key);
       continue;
     }
     try {
@@ -183,5 +213,5 @@ export function resolveConfig(flags: Record<string, string | undefined>, env: No
     }
   }
   checkPairs(config as unknown as BrokerConfig);
-  return config as unknown as BrokerConfig;
+  return derive(config as unknown as BrokerConfig, unset);
 }

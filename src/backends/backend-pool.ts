@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { HEARTBEAT_LINE } from '../protocol/serializers';
-import { RingBuffer } from '../queue/ring-buffer';
-import type { BackendLink, OutgoingEvent } from './backend-link';
+import { EventQueue } from '../queue/event-queue';
+import type { BackendLink, OutgoingEvent, Undelivered } from './backend-link';
+import type { Component } from '../lifecycle';
 import type { Balancer } from './balancer';
 import { RoundRobinBalancer } from './round-robin-balancer';
 
@@ -15,24 +16,54 @@ export interface PoolStats {
   heartbeats: number;
 }
 
+export interface PoolSettings {
+  queueSize: number;
+  queueBytes: number;
+  /** ms between heartbeats (and high-water checks); 0: none. */
+  heartbeatInterval: number;
+}
+
+/** A backend that could not be given everything it was owed before the shutdown deadline. */
+export interface CutLink {
+  backend: string;
+  cut: Undelivered;
+}
+
 /**
  * The live backends, the balancer that chooses among them and the queue that
  * holds events none of them can take. Events leave the queue oldest first and
  * before any newer event, so while anything is queued new events queue too.
  */
-export class BackendPool {
+export class BackendPool implements Component {
   readonly stats: PoolStats = { backendsDroppedForBackpressure: 0, heartbeats: 0 };
+  /** What stop() could not deliver, per backend. */
+  undelivered: CutLink[] = [];
   private links: BackendLink[] = [];
-  private readonly queue: RingBuffer<OutgoingEvent>;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private readonly queue: EventQueue;
   /** Connection requests go round-robin whatever the events' policy: no client id is known yet. */
   private readonly requestTurn = new RoundRobinBalancer();
 
   constructor(
     private readonly balancer: Balancer,
-    queueSize: number,
+    private readonly settings: PoolSettings,
     private readonly log: Logger,
   ) {
-    this.queue = new RingBuffer(queueSize);
+    this.queue = new EventQueue(settings.queueSize, settings.queueBytes);
+  }
+
+  async start(): Promise<void> {
+    if (this.settings.heartbeatInterval === 0) return;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.settings.heartbeatInterval);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Flushes every link and half-closes it by `deadline`; what could not be delivered is kept in `undelivered`. */
+  async stop(deadline: number): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    const links = [...this.links];
+    const cuts = await Promise.all(links.map((link) => link.end(deadline)));
+    this.undelivered = links.map((link, i) => ({ backend: link.remote, cut: cuts[i] as Undelivered })).filter((r) => r.cut.events > 0 || r.cut.bytes > 0);
   }
 
   get size(): number {
@@ -43,7 +74,11 @@ export class BackendPool {
     return this.queue.length;
   }
 
-  /** Events dropped: queue full, or queue disabled with no backend able to take them. */
+  get queuedBytes(): number {
+    return this.queue.bytes;
+  }
+
+  /** Events dropped: queue full (by count or bytes), or queue disabled with no backend able to take them. */
   get queueDropped(): number {
     return this.queue.dropped;
   }
@@ -92,16 +127,17 @@ export class BackendPool {
         return;
       }
     }
-    if (this.queue.push({ line, affinity }) !== undefined) this.log.debug('queue full: dropped its oldest event');
+    if (this.queue.push({ line, affinity }) > 0) this.log.debug('queue full: dropped its oldest event');
     this.drainQueue();
   }
 
   /**
    * The backend for a connection_request, which is never queued: the next one
-   * in turn below its high-water mark, else the least backed-up one.
+   * in turn below its high-water mark. None when every backend is backed up:
+   * a request must never push a backend towards being dropped.
    */
   pickForRequest(): BackendLink | undefined {
-    return this.requestTurn.pick() ?? leastBackedUp(this.links);
+    return this.requestTurn.pick();
   }
 
   /** Moves queued events to backends, oldest first, until none can take more. */
@@ -133,10 +169,4 @@ export class BackendPool {
       link.send(HEARTBEAT_LINE);
     }
   }
-}
-
-function leastBackedUp(links: readonly BackendLink[]): BackendLink | undefined {
-  let least: BackendLink | undefined;
-  for (const link of links) if (least === undefined || link.unsentBytes < least.unsentBytes) least = link;
-  return least;
 }

@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import type { ClientHub } from '../client-hub';
+import type { Audience, ClientHub, Exclusions, Payload, RoomPage } from '../client-hub';
+import type { Component } from '../lifecycle';
 import { CloseCode } from '../protocol/close-codes';
 import { addHeader } from '../protocol/headers';
 import { BROADCAST_TOPIC, clientTopic, roomTopic } from './topics';
 import { loadNativeUws, type HttpResponse, type TemplatedApp, type WebSocket, type us_listen_socket, type us_socket_context_t } from './uws';
-import type { ClientSession, GatewayHandler, RejectStatus, UpgradeAttempt } from './session';
+import type { ClientIdentity, ClientSession, GatewayHandler, RejectStatus, UpgradeAttempt } from './session';
 
 export interface GatewayOptions {
   /** PEM files: serve wss:// through uWS SSLApp. */
@@ -14,14 +15,19 @@ export interface GatewayOptions {
   maxPayload: number;
   idleTimeout: number;
   maxBackpressure: number;
+  maxRoomsPerConnection: number;
 }
 
 const STATUS_LINE: Record<RejectStatus, string> = {
   403: '403 Forbidden',
   429: '429 Too Many Requests',
+  502: '502 Bad Gateway',
   503: '503 Service Unavailable',
   504: '504 Gateway Timeout',
 };
+
+/** The close every client gets when the broker stops. */
+export const GOING_AWAY_REASON = 'server going away, please reconnect';
 
 /** Why sockets closed, from their close code. */
 export interface ClosedBy {
@@ -51,6 +57,8 @@ const FORCED_CLOSE_REASONS: Record<string, keyof ClosedBy> = {
 export interface GatewayStats {
   opened: number;
   closedBy: ClosedBy;
+  /** Sockets closed on a backend's `disconnect` (also counted in closedBy by their code). */
+  disconnectedByBackend: number;
 }
 
 function closeReason(code: number, message: ArrayBuffer): keyof ClosedBy {
@@ -68,18 +76,28 @@ function closeReason(code: number, message: ArrayBuffer): keyof ClosedBy {
   }
 }
 
+type Socket = WebSocket<ClientSession>;
+
 /**
  * The WebSocket side: a uWS app whose upgrades wait for the broker's verdict,
- * and whose rooms, client ids and broadcast are uWS topics. The only module
- * that imports uWebSockets.js.
+ * and whose rooms, client ids and broadcast are uWS topics. It keeps each
+ * client id's sockets and each room's members, for the actions that name a
+ * client (join, leave, disconnect, exclude) and for `room_info`. The only
+ * module that imports uWebSockets.js.
  */
-export class Gateway implements ClientHub {
-  readonly stats: GatewayStats = { opened: 0, closedBy: { normal: 0, going_away: 0, too_big: 0, invalid_utf8: 0, idle_timeout: 0, abnormal: 0, other: 0 } };
-  /** Open sockets per room, for the rooms gauge; uWS keeps the subscriptions themselves. */
-  private readonly roomMembers = new Map<string, number>();
+export class Gateway implements ClientHub, Component {
+  readonly stats: GatewayStats = {
+    opened: 0,
+    closedBy: { normal: 0, going_away: 0, too_big: 0, invalid_utf8: 0, idle_timeout: 0, abnormal: 0, other: 0 },
+    disconnectedByBackend: 0,
+  };
+  /** Each room's members: client id -> its sockets in the room. uWS keeps the subscriptions themselves. */
+  private readonly rooms = new Map<string, Map<string, number>>();
+  /** Each client id's open sockets. */
+  private readonly clients = new Map<string, Set<Socket>>();
   private readonly uws = loadNativeUws();
   private readonly app: TemplatedApp;
-  private readonly sockets = new Set<WebSocket<ClientSession>>();
+  private openCount = 0;
   private listenSocket: us_listen_socket | null = null;
   private boundPort = 0;
 
@@ -102,9 +120,10 @@ export class Gateway implements ClientHub {
         compression: uWS.DISABLED,
         upgrade: (res, req, context) => this.upgrade(res, decodePath(req.getUrl()), req, context),
         open: (ws) => this.open(ws),
-        message: (ws, message) => {
+        message: (ws, message, isBinary) => {
           if (message.byteLength > options.maxPayload) ws.end(CloseCode.MessageTooBig, 'message too big');
-          else this.handler.onMessage(ws.getUserData(), utf8.decode(message));
+          else if (isBinary) this.handler.onMessage(ws.getUserData(), Buffer.from(message).toString('base64'), true);
+          else this.handler.onMessage(ws.getUserData(), utf8.decode(message), false);
         },
         close: (ws, code, message) => this.close(ws, code, message),
       })
@@ -113,20 +132,17 @@ export class Gateway implements ClientHub {
       });
   }
 
-  /** Resolves with the bound port once listening; rejects if the port cannot be bound. */
-  listen(): Promise<number> {
-    const { host, port } = this.options;
-    return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (listenSocket) => {
-        if (!listenSocket) {
-          reject(new Error(`cannot listen for WebSockets on ${host}:${port} (address in use or not available)`));
-          return;
-        }
-        this.listenSocket = listenSocket;
-        this.boundPort = this.uws.us_socket_local_port(listenSocket);
-        resolve(this.boundPort);
-      });
-    });
+  /** Resolves once listening; rejects if the port cannot be bound. */
+  async start(): Promise<void> {
+    if (!(await this.listen(this.options.port))) {
+      throw new Error(`cannot listen for WebSockets on ${this.options.host}:${this.options.port} (address in use or not available)`);
+    }
+  }
+
+  /** Stops accepting, then closes every client with 1001 (each one's close handler, and so its `disconnected` event, runs before this returns). */
+  async stop(): Promise<void> {
+    this.pauseAccepting();
+    for (const sockets of [...this.clients.values()]) for (const ws of [...sockets]) ws.cork(() => ws.end(CloseCode.GoingAway, GOING_AWAY_REASON));
   }
 
   get port(): number {
@@ -134,37 +150,125 @@ export class Gateway implements ClientHub {
   }
 
   get openSockets(): number {
-    return this.sockets.size;
+    return this.openCount;
   }
 
   get roomCount(): number {
-    return this.roomMembers.size;
+    return this.rooms.size;
   }
 
-  /** Stops accepting new connections; open sockets stay. */
-  stopListening(): void {
-    if (this.listenSocket) {
-      this.uws.us_listen_socket_close(this.listenSocket);
-      this.listenSocket = null;
+  get accepting(): boolean {
+    return this.listenSocket !== null;
+  }
+
+  /** Closes the listen socket: open sockets stay, new connections are refused by the kernel. */
+  pauseAccepting(): void {
+    if (this.listenSocket === null) return;
+    this.uws.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+  /** Listens again on the port it had; false if the port could not be taken back. */
+  resumeAccepting(): Promise<boolean> {
+    return this.listenSocket !== null ? Promise.resolve(true) : this.listen(this.boundPort);
+  }
+
+  private listen(port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.app.listen(this.options.host, port, (listenSocket) => {
+        if (!listenSocket) return resolve(false);
+        this.listenSocket = listenSocket;
+        this.boundPort = this.uws.us_socket_local_port(listenSocket);
+        resolve(true);
+      });
+    });
+  }
+
+  sendToClient(clientId: string, message: Payload, binary: boolean): void {
+    this.app.publish(clientTopic(clientId), message, binary);
+  }
+
+  publishToRoom(roomId: string, message: Payload, binary: boolean, exclude: Exclusions): void {
+    this.publish(roomTopic(roomId), message, binary, exclude);
+  }
+
+  broadcast(message: Payload, binary: boolean, exclude: Exclusions): void {
+    this.publish(BROADCAST_TOPIC, message, binary, exclude);
+  }
+
+  reach(audience: Audience, exclude: Exclusions): number {
+    const topic = audience === 'everyone' ? BROADCAST_TOPIC : 'room' in audience ? roomTopic(audience.room) : clientTopic(audience.client);
+    let reached = this.app.numSubscribers(topic);
+    if (exclude !== undefined) this.forEachSocket(exclude, (ws) => ws.isSubscribed(topic) && reached--);
+    return reached;
+  }
+
+  joinRoom(clientId: string, roomId: string): { joined: number; refused: number } {
+    let joined = 0;
+    let refused = 0;
+    this.forEachSocket([clientId], (ws) => {
+      const session = ws.getUserData();
+      if (session.rooms.has(roomId)) return;
+      if (session.rooms.size >= this.options.maxRoomsPerConnection) refused++;
+      else {
+        this.join(ws, session, roomId);
+        joined++;
+      }
+    });
+    return { joined, refused };
+  }
+
+  leaveRoom(clientId: string, roomId: string): number {
+    let left = 0;
+    this.forEachSocket([clientId], (ws) => {
+      const session = ws.getUserData();
+      if (!session.rooms.has(roomId)) return;
+      ws.unsubscribe(roomTopic(roomId));
+      this.leave(session, roomId);
+      left++;
+    });
+    return left;
+  }
+
+  disconnect(clientId: string, code: number, reason: string): number {
+    const sockets = this.clients.get(clientId);
+    if (sockets === undefined) return 0;
+    const closing = [...sockets];
+    this.stats.disconnectedByBackend += closing.length;
+    // Called from a backend's line, outside any uWS callback: corked (uWS rule 3).
+    for (const ws of closing) ws.cork(() => ws.end(code, reason));
+    return closing.length;
+  }
+
+  roomPage(roomId: string, cursor: string, limit: number): RoomPage {
+    const members = this.rooms.get(roomId);
+    if (members === undefined) return { room_id: roomId, count: 0, client_ids: [] };
+    const after = [...members.keys()].filter((id) => id > cursor).sort();
+    const page: RoomPage = { room_id: roomId, count: members.size, client_ids: after.slice(0, limit) };
+    if (after.length > limit) page.next = page.client_ids[limit - 1] as string;
+    return page;
+  }
+
+  /**
+   * One publish: the excluded clients' sockets are taken off the topic for it
+   * and put back right after, so no recipient is looped over in JavaScript.
+   */
+  private publish(topic: string, message: Payload, binary: boolean, exclude: Exclusions): void {
+    if (exclude === undefined) {
+      this.app.publish(topic, message, binary);
+      return;
     }
+    const paused: Socket[] = [];
+    this.forEachSocket(exclude, (ws) => ws.unsubscribe(topic) && paused.push(ws));
+    this.app.publish(topic, message, binary);
+    for (const ws of paused) ws.subscribe(topic);
   }
 
-  /** Closes every open socket with `code`; each one's close handler runs (and reports it) before this returns. */
-  closeAll(code: number, reason: string): void {
-    // Called from a signal or timer, outside uWS: corked (uWS rule 3).
-    for (const ws of [...this.sockets]) ws.cork(() => ws.end(code, reason));
-  }
-
-  sendToClient(clientId: string, message: string): void {
-    this.app.publish(clientTopic(clientId), message, false);
-  }
-
-  publishToRoom(roomId: string, message: string): void {
-    this.app.publish(roomTopic(roomId), message, false);
-  }
-
-  broadcast(message: string): void {
-    this.app.publish(BROADCAST_TOPIC, message, false);
+  private forEachSocket(clientIds: readonly string[], visit: (ws: Socket) => unknown): void {
+    for (const clientId of clientIds) {
+      const sockets = this.clients.get(clientId);
+      if (sockets !== undefined) for (const ws of sockets) visit(ws);
+    }
   }
 
   private upgrade(res: HttpResponse, url: string, req: Parameters<NonNullable<Parameters<TemplatedApp['ws']>[1]['upgrade']>>[1], context: us_socket_context_t): void {
@@ -177,25 +281,47 @@ export class Gateway implements ClientHub {
     this.handler.onUpgrade({ headers, url, query: req.getQuery() ?? '', remoteIp, remoteAddr: withPort(res, remoteIp) }, attempt);
   }
 
-  private open(ws: WebSocket<ClientSession>): void {
+  private open(ws: Socket): void {
     const session = ws.getUserData();
-    this.sockets.add(ws);
+    this.openCount++;
     this.stats.opened++;
-    this.roomMembers.set(session.roomId, (this.roomMembers.get(session.roomId) ?? 0) + 1);
+    const sockets = this.clients.get(session.clientId);
+    if (sockets === undefined) this.clients.set(session.clientId, new Set([ws]));
+    else sockets.add(ws);
     ws.subscribe(BROADCAST_TOPIC);
-    ws.subscribe(roomTopic(session.roomId));
     ws.subscribe(clientTopic(session.clientId));
+    this.join(ws, session, session.roomId);
     this.handler.onOpen(session);
   }
 
-  private close(ws: WebSocket<ClientSession>, code: number, message: ArrayBuffer): void {
+  private join(ws: Socket, session: ClientSession, roomId: string): void {
+    session.rooms.add(roomId);
+    ws.subscribe(roomTopic(roomId));
+    let members = this.rooms.get(roomId);
+    if (members === undefined) this.rooms.set(roomId, (members = new Map()));
+    members.set(session.clientId, (members.get(session.clientId) ?? 0) + 1);
+  }
+
+  /** Forgets a socket's membership of a room; uWS drops the subscription itself (or the caller did). */
+  private leave(session: ClientSession, roomId: string): void {
+    session.rooms.delete(roomId);
+    const members = this.rooms.get(roomId);
+    if (members === undefined) return;
+    const held = members.get(session.clientId) ?? 1;
+    if (held > 1) members.set(session.clientId, held - 1);
+    else if (members.size > 1) members.delete(session.clientId);
+    else this.rooms.delete(roomId);
+  }
+
+  private close(ws: Socket, code: number, message: ArrayBuffer): void {
     const session = ws.getUserData();
-    // Nothing else keeps the socket, so no later path can touch it once it leaves this set (uWS rule 1).
-    this.sockets.delete(ws);
+    // Nothing else keeps the socket, so no later path can touch it once it leaves these maps (uWS rule 1).
+    session.closed = true;
+    this.openCount--;
+    const sockets = this.clients.get(session.clientId);
+    if (sockets !== undefined && sockets.delete(ws) && sockets.size === 0) this.clients.delete(session.clientId);
+    for (const roomId of session.rooms) this.leave(session, roomId);
     this.stats.closedBy[closeReason(code, message)]++;
-    const members = this.roomMembers.get(session.roomId) ?? 1;
-    if (members === 1) this.roomMembers.delete(session.roomId);
-    else this.roomMembers.set(session.roomId, members - 1);
     this.handler.onClose(session, code);
   }
 }
@@ -224,9 +350,10 @@ class PendingUpgrade implements UpgradeAttempt {
     return this.finished;
   }
 
-  accept(session: ClientSession): boolean {
+  accept(identity: ClientIdentity): boolean {
     if (this.finished) return false;
     this.finished = true;
+    const session: ClientSession = { ...identity, rooms: new Set(), closed: false };
     this.res.cork(() => this.res.upgrade(session, this.key, this.protocol, this.extensions, this.context));
     return true;
   }
@@ -242,7 +369,7 @@ class PendingUpgrade implements UpgradeAttempt {
   }
 }
 
-/** Decodes frames without wrapping each in a Buffer (half the cost); invalid bytes become U+FFFD. */
+/** Decodes frames without wrapping each in a Buffer (half the cost); uWS has checked that text frames are UTF-8. */
 const utf8 = new TextDecoder();
 
 let remotePortReadable: boolean | undefined;

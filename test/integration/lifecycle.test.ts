@@ -11,10 +11,9 @@ import { backendFor, brokerFor, joinedClient, takeOne, waitUntil } from '../help
 import type { Line, RawBackend } from '../helpers/raw-backend';
 import { openClient, upgradeStatus } from '../helpers/ws-client';
 
-/** Sockets closed without a close frame (1006), whichever shape the gateway's counters have. */
+/** Sockets closed without a close frame (1006). */
 function abnormalCloses(broker: TestBroker): number {
-  const stats = broker.broker.gateway.stats as unknown as { abnormallyClosed?: number; closedBy?: { abnormal: number } };
-  return stats.closedBy?.abnormal ?? stats.abnormallyClosed ?? Number.NaN;
+  return broker.broker.stats.connections.closedBy.abnormal;
 }
 
 const isDisconnectOf = (clientId: string) => (l: Line): boolean => l.action === 'disconnected' && l.params.context?.client_id === clientId;
@@ -122,14 +121,14 @@ test('--max-backpressure: a client that stops reading is dropped (disconnected, 
 test('--backend-hwm: round-robin passes over a backend whose unsent bytes are above the mark', async (t) => {
   const broker = await brokerFor(t, { backendHwm: 1024, maxPayload: 2 * 1024 * 1024 });
   const backends = [await backendFor(t, broker.tcpPort, { accept: true }), await backendFor(t, broker.tcpPort, { accept: true })];
-  await waitUntil(() => broker.broker.pool.size === 2, 'both backends are in the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 2, 'both backends are in the pool');
   const client = await openClient(broker.url('/hwm?client_id=flood'));
   t.after(() => client.ws.terminate());
   await takeOne(backends, (l) => l.action === 'new_connection');
 
   const [stuck, reading] = backends as [RawBackend, RawBackend];
   stuck.socket.pause();
-  const stuckLink = broker.broker.pool.all.find((link) => link.remote.endsWith(`:${stuck.socket.localPort}`));
+  const stuckLink = broker.broker.stats.backends.links.find((link) => link.remote.endsWith(`:${stuck.socket.localPort}`));
   assert.ok(stuckLink, 'no link for the paused backend');
   // Half of these go to the paused backend: 8 MiB, more than the kernel's socket buffers between it and the broker hold.
   const chunk = 'f'.repeat(1024 * 1024);

@@ -16,7 +16,7 @@ const ERROR = 50;
 /** Waits until the broker admitted the echo backend, then checks that it echoes. */
 async function echoes(t: TestContext, broker: TestBroker, echo: StrandsProcess): Promise<void> {
   await echo.log('echo backend connected');
-  await waitUntil(() => broker.broker.pool.size === 1, 'the echo backend is admitted');
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the echo backend is admitted');
   const client = await clientFor(t, broker.url('/echo?client_id=e1'));
   client.ws.send('ping ✓');
   assert.equal(await client.nextMessage(), 'ping ✓');
@@ -43,7 +43,7 @@ describe('echo-backend against a broker with --backend-token', () => {
       const retry = await echo.log(`(attempt ${attempt})`);
       assert.match(String(retry.msg), /^echo backend reconnecting in \d+ ms \(attempt \d\) after: authentication failed: invalid token$/);
     }
-    assert.equal(broker.broker.pool.size, 0);
+    assert.equal(broker.broker.stats.backends.connected, 0);
   });
 
   test('no token: the broker says so after its auth timeout, and the echo backend logs it', { timeout: 15_000 }, async (t) => {
@@ -76,7 +76,7 @@ describe('echo-backend against a broker with TLS on its backend port', () => {
     const echo = spawnStrands(t, ['echo-backend', '--tcp-port', String(broker.tcpPort), '--backend-tls']);
     const retry = await echo.log('reconnecting');
     assert.match(String(retry.msg), /after: self[- ]signed certificate/);
-    assert.equal(broker.broker.pool.size, 0);
+    assert.equal(broker.broker.stats.backends.connected, 0);
   });
 });
 

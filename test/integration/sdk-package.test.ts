@@ -103,7 +103,7 @@ test("the README's example, installed from the packed tarball, admits the client
   const broker = await brokerFor(t, { backendToken: TOKEN });
   const example = startExample(t, broker.tcpPort, TOKEN);
   await written(example, 'stdout', 'connected\n');
-  await waitUntil(() => broker.broker.pool.size === 1, 'the example is admitted as a backend');
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the example is admitted as a backend');
 
   assert.equal(await upgradeStatus(broker.url('/?token=wrong&name=eve')), 403);
   const alice = await clientFor(t, broker.url('/?token=secret&name=alice'));
@@ -120,7 +120,7 @@ test("the README's example with the wrong token says that the broker refused it"
   const broker = await brokerFor(t, { backendToken: TOKEN });
   const example = startExample(t, broker.tcpPort, 'not-the-token');
   await written(example, 'stderr', 'the broker refused this backend: authentication failed: invalid token\n');
-  assert.equal(broker.broker.pool.size, 0);
+  assert.equal(broker.broker.stats.backends.connected, 0);
 });
 
 test('the installed strands command prints the package version', SLOW, async () => {

@@ -34,7 +34,7 @@ async function setup(t: TestContext): Promise<Setup> {
   const messages = new AsyncQueue<{ text: string; ctx: ClientContext }>();
   backend.onMessage((text, ctx) => messages.push({ text, ctx }));
   await backend.connect();
-  await waitUntil(() => broker.broker.pool.size === 1, 'the SDK backend is admitted');
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the SDK backend is admitted');
   return { broker, backend, messages, join: (clientId, room) => clientFor(t, broker.url(`${room}?client_id=${encodeURIComponent(clientId)}`)) };
 }
 

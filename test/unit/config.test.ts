@@ -61,6 +61,13 @@ const SAMPLES: Partial<Record<keyof BrokerConfig, Sample>> = {
   maxConnectionsPerIp: { flag: 'max-connections-per-ip', a: ['10', 10], b: ['1', 1], bad: 'ten' },
   metricsPort: { flag: 'metrics-port', a: ['9100', 9100], b: ['0', 0], bad: '65536' },
   metricsHost: { flag: 'metrics-host', a: ['0.0.0.0', '0.0.0.0'], b: ['::1', '::1'], bad: '' },
+  maxMessage: { flag: 'max-message', a: ['2048', 2048], b: ['8388608', 8 * MiB], bad: '8' },
+  queueBytes: { flag: 'queue-bytes', a: ['1048576', MiB], b: ['4096', 4096], bad: '100' },
+  maxBackends: { flag: 'max-backends', a: ['1', 1], b: ['200', 200], bad: '0' },
+  maxPendingUpgrades: { flag: 'max-pending-upgrades', a: ['10', 10], b: ['50000', 50000], bad: '0' },
+  backendAuthTimeout: { flag: 'backend-auth-timeout', a: ['200', 200], b: ['60000', 60000], bad: '0' },
+  maxRoomsPerConnection: { flag: 'max-rooms-per-connection', a: ['1', 1], b: ['1000', 1000], bad: 'many' },
+  fdReserve: { flag: 'fd-reserve', a: ['16', 16], b: ['4096', 4096], bad: '8' },
 };
 
 /** The settings of the table that have samples here, as [key, sample] pairs. */
@@ -185,6 +192,15 @@ describe('config: every setting from flag and environment', () => {
       expected[key] = sample.b[1];
     }
     assert.deepEqual(resolveConfig({}, env), expected);
+  });
+});
+
+describe('config: settings that follow another', () => {
+  test('--max-message follows --max-payload unless it is set itself', () => {
+    assert.equal(defaultConfig().maxMessage, defaultConfig().maxPayload);
+    assert.equal(resolveConfig({ 'max-payload': '4096' }, {}).maxMessage, 4096);
+    assert.equal(resolveConfig({}, { STRANDS_MAX_PAYLOAD: '8192' }).maxMessage, 8192);
+    assert.equal(resolveConfig({ 'max-payload': '4096', 'max-message': '100000' }, {}).maxMessage, 100000);
   });
 });
 

@@ -25,7 +25,7 @@ const queries = [...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)
 async function exposedNames(): Promise<Set<string>> {
   const broker = await startBroker();
   try {
-    const metrics = await buildRegistry(broker.broker).getMetricsAsJSON();
+    const metrics = await buildRegistry(broker.broker.stats).getMetricsAsJSON();
     return new Set(metrics.flatMap((m) => (String(m.type) === 'histogram' ? ['_bucket', '_sum', '_count'].map((suffix) => m.name + suffix) : [m.name])));
   } finally {
     await broker.stop();
