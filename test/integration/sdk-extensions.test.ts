@@ -2,12 +2,6 @@
  * The SDK's extension methods against the real broker: room membership,
  * client disconnects, exclude, binary both ways, acks and room_info, as the
  * protocol extensions' wire format specifies them.
- *
- * Pending: it passes once the broker implements the extensions. Until then it
- * lives in test/pending/, which tsconfig.json leaves out of the build (so the
- * suite stays green); `npx tsc -p test/pending/tsconfig.json && node --test
- * .tmp/pending/test/pending/` runs it. When the broker is ready, move it to
- * test/integration/ as it is (the imports are the same from there).
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
