@@ -396,13 +396,13 @@ export class StrandsBackend extends EventEmitter<StrandsBackendEvents> {
   sendToRoom(roomId: string, message: Message, opts: ExcludeOptions & AckOptions): Promise<AckResult>;
   sendToRoom(roomId: string, message: Message, opts?: ExcludeOptions & NoAckOptions): void;
   sendToRoom(roomId: string, message: Message, opts?: ExcludeOptions & (AckOptions | NoAckOptions)): Promise<AckResult> | void {
-    return this.sendMessage('","action":"message_to_room","params":{"room_id":' + JSON.stringify(roomId) + ',"message":', message, opts, opts?.exclude);
+    return this.sendMessage('","action":"message_to_room","params":{"room_id":' + idJson('roomId', roomId) + ',"message":', message, opts, opts?.exclude);
   }
 
   sendToConnection(clientId: string, message: Message, opts: AckOptions): Promise<AckResult>;
   sendToConnection(clientId: string, message: Message, opts?: NoAckOptions): void;
   sendToConnection(clientId: string, message: Message, opts?: AckOptions | NoAckOptions): Promise<AckResult> | void {
-    return this.sendMessage('","action":"message_to_connection","params":{"conn_id":' + JSON.stringify(clientId) + ',"message":', message, opts, undefined);
+    return this.sendMessage('","action":"message_to_connection","params":{"conn_id":' + idJson('clientId', clientId) + ',"message":', message, opts, undefined);
   }
 
   broadcast(message: Message, opts: ExcludeOptions & AckOptions): Promise<AckResult>;
@@ -429,7 +429,7 @@ export class StrandsBackend extends EventEmitter<StrandsBackendEvents> {
   disconnectClient(clientId: string, opts: CloseOptions & AckOptions): Promise<AckResult>;
   disconnectClient(clientId: string, opts?: CloseOptions & NoAckOptions): void;
   disconnectClient(clientId: string, opts?: CloseOptions & (AckOptions | NoAckOptions)): Promise<AckResult> | void {
-    let body = '","action":"disconnect","params":{"conn_id":' + JSON.stringify(clientId);
+    let body = '","action":"disconnect","params":{"conn_id":' + idJson('clientId', clientId);
     const code = opts?.code;
     if (code !== undefined) {
       if (code !== 1000 && !(Number.isInteger(code) && code >= 4000 && code <= 4999)) throw new RangeError(`close code must be 1000 or 4000..4999, got ${String(code)}`);
@@ -469,11 +469,11 @@ export class StrandsBackend extends EventEmitter<StrandsBackendEvents> {
 
   /** One page of the room's client_ids (at most 1000, those after `cursor` when given); `next` is the cursor for the following page. */
   roomInfoPage(roomId: string, opts: RoomInfoOptions & { cursor?: string } = {}): Promise<RoomInfoPage> {
+    let params = '"room_id":' + idJson('roomId', roomId);
+    if (opts.cursor !== undefined) params += ',"cursor":' + idJson('cursor', opts.cursor);
     const seq = ++this.seq;
     const id = this.idPrefix + seq.toString(36);
-    let line = '{"request_id":"' + id + '","action":"room_info","params":{"room_id":' + JSON.stringify(roomId);
-    if (opts.cursor !== undefined) line += ',"cursor":' + JSON.stringify(opts.cursor);
-    return this.request(seq, id, line + '}}\n', opts.timeoutMs, roomInfoPage);
+    return this.request(seq, id, '{"request_id":"' + id + '","action":"room_info","params":{' + params + '}}\n', opts.timeoutMs, roomInfoPage);
   }
 
   /**
@@ -782,6 +782,12 @@ function messageJson(message: Message): string {
   throw new TypeError(`message must be a string or a Uint8Array, got ${typeof message}`);
 }
 
+/** A client_id, room_id or cursor as JSON; anything but a string would make a line the broker cannot read. */
+function idJson(name: string, value: string): string {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${typeof value}`);
+  return JSON.stringify(value);
+}
+
 /** `,"exclude":...`, or '' when there is none. */
 function excludeJson(exclude: ExcludeOptions['exclude']): string {
   if (exclude === undefined) return '';
@@ -792,7 +798,7 @@ function excludeJson(exclude: ExcludeOptions['exclude']): string {
 }
 
 function membershipParams(clientId: string, roomId: string): string {
-  return '"conn_id":' + JSON.stringify(clientId) + ',"room_id":' + JSON.stringify(roomId);
+  return '"conn_id":' + idJson('clientId', clientId) + ',"room_id":' + idJson('roomId', roomId);
 }
 
 function ackResult(params: Params): AckResult {

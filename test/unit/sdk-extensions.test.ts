@@ -290,6 +290,15 @@ test('arguments the protocol refuses throw at once and send nothing', T, async (
   assert.throws(() => backend.disconnectClient('u1', { reason: 'é'.repeat(62) }), RangeError); // 124 bytes
   assert.throws(() => backend.broadcast(42 as unknown as string), TypeError);
   assert.throws(() => backend.sendToConnection('u1', { text: 'x' } as unknown as string), TypeError);
+  const notAString = undefined as unknown as string;
+  assert.throws(() => backend.sendToRoom(notAString, 'x'), /roomId must be a string, got undefined/);
+  assert.throws(() => backend.sendToConnection(notAString, 'x'), /clientId must be a string/);
+  assert.throws(() => backend.joinRoom('u1', notAString), /roomId must be a string/);
+  assert.throws(() => backend.leaveRoom(notAString, 'r'), /clientId must be a string/);
+  assert.throws(() => backend.disconnectClient(notAString), /clientId must be a string/);
+  assert.throws(() => backend.roomInfoPage('r', { cursor: 5 as unknown as string }), /cursor must be a string/);
+  await assert.rejects(backend.roomInfo(notAString), /roomId must be a string/);
+  assert.equal(backend.pendingRequests, 0);
   await assert.rejects(backend.broadcast('x', { ack: true, timeoutMs: 0 }), RangeError);
 
   // At the limits: accepted.
