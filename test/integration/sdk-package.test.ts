@@ -7,7 +7,7 @@
  * TypeScript, and run against a broker with a backend token, with WebSocket
  * clients checking what the example does.
  */
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -68,7 +68,11 @@ async function timed<T>(what: string, step: () => Promise<T>): Promise<T> {
   return result;
 }
 
-before(async () => {
+/**
+ * Packs, installs and compiles, once for the whole file. Called from each test
+ * (not a before hook) so that a failing step is reported with its error.
+ */
+async function prepare(): Promise<void> {
   root = await mkdtemp(join(tmpdir(), 'strands-package-'));
   const blocks = await readmeExample();
   // Laid out as the README says: the clone's tarball in strands/, the project made beside it.
@@ -81,7 +85,10 @@ before(async () => {
   await writeFile(join(project, 'tsconfig.json'), blocks.get('tsconfig.json') as string);
   await writeFile(join(project, 'backend.ts'), blocks.get('backend.ts') as string);
   await timed('tsc', () => run(process.execPath, [TSC, '-p', project], { cwd: project }));
-}, SLOW);
+}
+
+let prepared: Promise<void> | undefined;
+const ready = (): Promise<void> => (prepared ??= prepare());
 
 after(async () => {
   if (root) await rm(root, { recursive: true, force: true });
@@ -99,7 +106,8 @@ function startExample(t: { after(fn: () => unknown): void }, tcpPort: number, to
 }
 
 test("the README's example, installed from the packed tarball, admits the clients with the token and sends each message to the room", SLOW, async (t) => {
-  t.diagnostic(`before this test: ${timings.join('; ')}`);
+  await ready();
+  t.diagnostic(`setup: ${timings.join('; ')}`);
   const broker = await brokerFor(t, { backendToken: TOKEN });
   const example = startExample(t, broker.tcpPort, TOKEN);
   await written(example, 'stdout', 'connected\n');
@@ -117,6 +125,7 @@ test("the README's example, installed from the packed tarball, admits the client
 });
 
 test("the README's example with the wrong token says that the broker refused it", SLOW, async (t) => {
+  await ready();
   const broker = await brokerFor(t, { backendToken: TOKEN });
   const example = startExample(t, broker.tcpPort, 'not-the-token');
   await written(example, 'stderr', 'the broker refused this backend: authentication failed: invalid token\n');
@@ -124,6 +133,7 @@ test("the README's example with the wrong token says that the broker refused it"
 });
 
 test('the installed strands command prints the package version', SLOW, async () => {
+  await ready();
   const { version } = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string };
   const { stdout } = await run(join(project, 'node_modules', '.bin', 'strands'), ['--version'], { env: cleanEnv({}) });
   assert.equal(stdout, `${version}\n`);
