@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type * as tls from 'node:tls';
 import { Command, CommanderError, Option } from 'commander';
 import { Broker } from './broker';
 import { ConfigError, SETTINGS, resolveConfig, shownDefault } from './config';
@@ -55,6 +58,7 @@ function brokerOptions(): Option[] {
 export function buildCli(): Command {
   const program = new Command('strands')
     .description('strands: a real-time message broker between WebSocket clients and TCP backends (PyStrands-compatible)')
+    .version(packageVersion())
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `strands: ${text.slice(7)}` : text) });
@@ -65,22 +69,70 @@ export function buildCli(): Command {
     await runBroker(flags);
   });
 
-  program
+  const echo = program
     .command('echo-backend')
-    .description('run a backend that accepts every client and echoes each message back to its sender')
-    .option('--tcp-host <addr>', 'broker backend host', '127.0.0.1')
-    .option('--tcp-port <port>', 'broker backend port', '8081')
-    .action(async (options: { tcpHost: string; tcpPort: string }) => {
-      const port = Number(options.tcpPort);
-      if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`invalid value for --tcp-port: expected 1..65535, got "${options.tcpPort}"`, EXIT_USAGE);
+    .description('run a backend that accepts every client and echoes each message back to its sender');
+  for (const s of SETTINGS) {
+    const about = ECHO_SETTINGS[s.flag];
+    if (about) echo.addOption(new Option(`--${s.flag} <${s.arg}>`, `${about} (default: ${shownDefault(s)}; env: ${s.env.join(', ')})`));
+  }
+  echo
+    .option('--backend-tls', "connect over TLS (a broker run with --backend-tls-cert), verifying its certificate against the system's CAs")
+    .option('--backend-tls-ca <file>', "PEM CA certificate to verify the broker's certificate with instead (implies --backend-tls)")
+    .addOption(new Option('--backend-tls-insecure', "TLS without verifying the broker's certificate (implies --backend-tls; for tests only)").conflicts('backendTlsCa'))
+    .action(async (options: Record<string, string | boolean | undefined>) => {
+      const { tcpHost: host, tcpPort: port, backendToken: token } = echoSettings(options);
+      if (port === 0) fail('invalid value for --tcp-port: expected 1..65535, got 0', EXIT_USAGE);
       const log = createLogger('info', 'strands-echo');
-      const backend = startEchoBackend({ host: options.tcpHost, port, logger: log });
+      const backend = startEchoBackend({ host, port, token, tls: echoTls(options), logger: log });
       const stop = (): void => void backend.close().then(() => process.exit(0));
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });
   registerBenchCommand(program);
   return program;
+}
+
+/** The broker settings the echo backend shares (same names, environment variables and checks), with what each means here. */
+const ECHO_SETTINGS: Record<string, string> = {
+  'tcp-host': "the broker's backend host",
+  'tcp-port': "the broker's backend port",
+  'backend-token': "sent in an auth line first: the broker's --backend-token",
+};
+
+/** --tcp-host, --tcp-port and --backend-token read exactly as the broker reads them, from the flags or their environment variables. */
+function echoSettings(options: Record<string, unknown>): { tcpHost: string; tcpPort: number; backendToken: string | undefined } {
+  const flags: Record<string, string | undefined> = {};
+  const env: NodeJS.ProcessEnv = {};
+  for (const s of SETTINGS) {
+    if (!(s.flag in ECHO_SETTINGS)) continue;
+    flags[s.flag] = options[camel(s.flag)] as string | undefined;
+    for (const name of s.env) env[name] = process.env[name];
+  }
+  try {
+    return resolveConfig(flags, env);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
+    throw err;
+  }
+}
+
+function echoTls(options: Record<string, unknown>): tls.ConnectionOptions | undefined {
+  const caFile = options.backendTlsCa as string | undefined;
+  if (caFile !== undefined) {
+    try {
+      return { ca: readFileSync(caFile) };
+    } catch (err) {
+      fail(`cannot read --backend-tls-ca ${caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  if (options.backendTlsInsecure === true) return { rejectUnauthorized: false };
+  return options.backendTls === true ? {} : undefined;
+}
+
+/** This package's version, from the package.json beside dist/ (in a checkout and in an installed package). */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function camel(flag: string): string {
