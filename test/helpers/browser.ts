@@ -49,7 +49,7 @@ export interface OpenPageOptions {
   /** The path opened first. Default /index.html. */
   path?: string;
   /** Runs before the page loads: for page.exposeFunction and the like. */
-  beforeLoad?: (page: Page) => Promise<void>;
+  beforeLoad?: (page: Page) => Promise<unknown>;
 }
 
 /**
@@ -92,5 +92,7 @@ export async function openPage(t: TestContext, site: Site, options: OpenPageOpti
   await options.beforeLoad?.(page);
   const response = await page.goto(origin + (options.path ?? '/index.html'), { waitUntil: 'load' });
   if (response?.status() !== 200) throw new Error(`${options.path ?? '/index.html'} answered ${response?.status()}`);
+  // A round trip: what the page logged while loading has arrived in `errors` once it answers.
+  await page.evaluate('0');
   return { page, origin, errors };
 }

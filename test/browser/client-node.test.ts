@@ -2,15 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import type { IncomingMessage } from 'node:http';
-import WebSocket, { WebSocketServer, type ServerOptions } from 'ws';
+import WebSocket from 'ws';
 import type { TestContext } from 'node:test';
 import type { StrandsClient as Client, StrandsClientEvents, StrandsClientOptions } from '../../dist/browser/strands-client';
-import { startEchoBackend, StrandsBackend } from '../../src/sdk';
+import { StrandsBackend } from '../../src/sdk';
 import { AsyncQueue } from '../helpers/async-queue';
 import { CLIENT_BUNDLE } from '../helpers/browser';
 import { brokerFor, waitUntil } from '../helpers/fixtures';
-import type { TestBroker } from '../helpers/broker';
-import type { BrokerConfig } from '../../src/config';
+import { echo, echoBroker, tinyServer } from './fixtures';
 
 // The built ES module, as a browser or `import 'strands-broker/browser'` gets it.
 const { StrandsClient } = require(CLIENT_BUNDLE) as typeof import('../../dist/browser/strands-client');
@@ -40,39 +39,6 @@ function clientFor(t: TestContext, url: string, options: StrandsClientOptions = 
     return taken;
   };
   return { client, events, next, take };
-}
-
-/** A broker with the SDK's echo backend connected (it echoes each message to its sender). */
-async function echoBroker(t: TestContext, overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
-  const broker = await brokerFor(t, overrides);
-  const backend = startEchoBackend({ port: broker.tcpPort });
-  t.after(() => backend.close());
-  await waitUntil(() => broker.broker.pool.size === 1, 'the echo backend is connected');
-  return broker;
-}
-
-interface TinyServer {
-  url(path?: string): string;
-  port: number;
-  /** Each accepted socket with its request path, in order. */
-  connections: AsyncQueue<{ ws: WebSocket; path: string }>;
-}
-
-/** A bare `ws` server on 127.0.0.1, for closes the broker never makes. */
-async function tinyServer(t: TestContext, onConnection: (ws: WebSocket, req: IncomingMessage) => void = () => undefined, options: ServerOptions = {}): Promise<TinyServer> {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, ...options });
-  await new Promise((resolve) => server.once('listening', resolve));
-  const connections = new AsyncQueue<{ ws: WebSocket; path: string }>();
-  server.on('connection', (ws, req) => {
-    connections.push({ ws, path: req.url ?? '' });
-    onConnection(ws, req);
-  });
-  t.after(() => {
-    for (const ws of server.clients) ws.terminate();
-    server.close();
-  });
-  const port = (server.address() as AddressInfo).port;
-  return { port, url: (path = '/') => `ws://127.0.0.1:${port}${path}`, connections };
 }
 
 /** The delay ceiling of the n-th retry: min(max, min * 2^(n-1)). */
@@ -215,7 +181,7 @@ test('a connection that closes right after it opens does not restart the backoff
 });
 
 test('binary: ArrayBuffer, Uint8Array and other views go out as binary frames (only the view\'s bytes) and come back as Uint8Array; text stays text', async (t) => {
-  const server = await tinyServer(t, (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  const server = await tinyServer(t, echo);
   const { client, next } = clientFor(t, server.url('/'));
   await next('open');
   const backing = new Uint8Array([0, 7, 8, 0]);
@@ -402,7 +368,7 @@ test('the WebSocket constructor defaults to globalThis.WebSocket, and without on
 });
 
 test('on() returns a function that removes the listener', async (t) => {
-  const server = await tinyServer(t, (ws) => ws.on('message', (data) => ws.send(data.toString())));
+  const server = await tinyServer(t, echo);
   const { client, next } = clientFor(t, server.url('/'));
   const seen: unknown[] = [];
   const off = client.on('message', (e) => seen.push(e.data));
