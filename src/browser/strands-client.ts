@@ -19,12 +19,10 @@ export type Query = Record<string, string | number | boolean | null | undefined>
 export interface WebSocketLike {
   readonly readyState: number;
   binaryType: string;
-  /* eslint-disable @typescript-eslint/no-explicit-any */
   onopen: ((event: any) => void) | null;
   onmessage: ((event: any) => void) | null;
   onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
-  /* eslint-enable @typescript-eslint/no-explicit-any */
   send(data: string | ArrayBuffer | ArrayBufferView): void;
   close(code?: number, reason?: string): void;
 }

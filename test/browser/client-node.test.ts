@@ -131,6 +131,8 @@ test('after a 1001 the clients of a broker come back spread over the going-away 
   const delays = await Promise.all(clients.map(async (c) => (await c.next('reconnecting')).delay));
   for (const delay of delays) assert.ok(delay >= 0 && delay <= 1000, `delay ${delay}`);
   assert.ok(new Set(delays).size > 1, `every client would come back at the same moment: ${delays.join(', ')}`);
+  // Drawn below goingAwayDelayMs, not below the 10 ms backoff step: all 8 under 10 ms has a chance of 1e-16.
+  assert.ok(Math.max(...delays) > 10, `the going-away delay was not used: ${delays.join(', ')}`);
 });
 
 test('1008 and 4000-4999 stop the client: the backend closed it on purpose', async (t) => {
@@ -254,6 +256,15 @@ test('an upgrade nobody answers, or a query promise that never settles, is aband
   const hanging = clientFor(t, `ws://127.0.0.1:${port}/`, { connectTimeoutMs: 50, minDelayMs: 1, maxAttempts: 2, query: () => new Promise(() => undefined) });
   assert.deepEqual((await hanging.take(2)).map((e) => e.type), ['reconnecting', 'failed']);
   assert.equal(accepted, 2, 'no connection was made while the query was pending');
+});
+
+test('connectTimeoutMs covers the handshake only: a connection open longer than it stays open', async (t) => {
+  const server = await tinyServer(t, (ws) => setTimeout(() => ws.send('late'), 150));
+  const { client, next, events } = clientFor(t, server.url('/'), { connectTimeoutMs: 50 });
+  await next('open');
+  assert.equal((await next('message')).data, 'late');
+  assert.equal(client.state, 'open');
+  assert.deepEqual(events.pending, []);
 });
 
 test('a query function that throws, rejects or returns no object: an `error` event, and the attempt counts as failed', async (t) => {
