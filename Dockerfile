@@ -8,8 +8,8 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /app
 # `npm ci` runs `prepare`: tsconfig.build.json (which extends tsconfig.json)
 # compiles src/ and scripts/, and with them what they import: bench/, which
-# imports test/helpers/.
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+# imports test/helpers/; tsconfig.browser.json builds the browser client.
+COPY package.json package-lock.json tsconfig*.json ./
 COPY src ./src
 COPY scripts ./scripts
 COPY bench ./bench
@@ -33,6 +33,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/browser ./dist/browser
 # The base image's `node` user, by number so that Kubernetes' runAsNonRoot can
 # check it. The files above stay root's: the broker cannot rewrite its own code.
 USER 1000:1000

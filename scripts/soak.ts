@@ -1,5 +1,5 @@
 /**
- * Soak test (issue 4): the real broker, in its own process, under steady
+ * Soak test: the real broker, in its own process, under steady
  * WebSocket load while backend processes are killed with SIGKILL and
  * restarted, a backend sends bad lines and clients send oversized frames.
  * It then checks that the broker survived, gave back its sockets and memory,

@@ -71,13 +71,12 @@ export interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
   shown?: string;
   /** Secrets are never echoed back in errors. */
   secret?: boolean;
-  /** The value when neither flag nor environment sets it, if it follows another setting (then `default` is only what --help shows). */
-  derive?: (config: BrokerConfig) => BrokerConfig[K];
   description: string;
   parse: Parser<BrokerConfig[K]>;
 }
 
-const MiB = 1024 * 1024;
+const KiB = 1024;
+const MiB = 1024 * KiB;
 
 function integer(min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> {
   return (text) => {
@@ -131,7 +130,7 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'queueSize', flag: 'queue-size', env: ['PYSTRAND_QUEUE_SIZE'], default: 1000, arg: 'n', description: 'events held while no backend can take them; oldest dropped when full; 0 disables', parse: integer(0, 10_000_000) }),
   setting({ key: 'balance', flag: 'balance', env: [], default: 'round-robin', arg: 'policy', description: 'round-robin, or client (one client\'s events stay on one backend)', parse: oneOf<BalancePolicy>('round-robin', 'client') }),
   setting({ key: 'backendHwm', flag: 'backend-hwm', env: [], default: 4 * MiB, arg: 'bytes', description: 'bytes owed to a backend above which it is passed over and not read from; past twice this it is dropped', parse: integer(1024) }),
-  setting({ key: 'maxLine', flag: 'max-line', env: [], default: 16 * MiB, arg: 'bytes', description: 'longest line accepted from a backend', parse: integer(64, 1024 * MiB) }),
+  setting({ key: 'maxLine', flag: 'max-line', env: [], default: 6 * MiB + 64 * KiB, shown: '6 x --max-message + 64 KiB', arg: 'bytes', description: 'longest line accepted from a backend; longer ones are discarded as they stream in', parse: integer(64, 1024 * MiB) }),
   setting({ key: 'authTimeout', flag: 'auth-timeout', env: [], default: 5000, arg: 'ms', description: 'time a backend has to answer a connection_request (then HTTP 504)', parse: integer(1, 3_600_000) }),
   setting({ key: 'heartbeatInterval', flag: 'heartbeat-interval', env: [], default: 15000, arg: 'ms', description: 'heartbeat to each backend; 0 disables', parse: integer(0, 3_600_000) }),
   setting({ key: 'maxPayload', flag: 'max-payload', env: [], default: 1 * MiB, arg: 'bytes', description: 'largest WebSocket message accepted (larger: close 1009)', parse: integer(16, 1024 * MiB) }),
@@ -150,7 +149,7 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'maxConnectionsPerIp', flag: 'max-connections-per-ip', env: [], default: 0, shown: '0 (no limit)', arg: 'n', description: 'open WebSockets allowed per client IP; beyond: 429', parse: integer(0) }),
   setting({ key: 'metricsPort', flag: 'metrics-port', env: [], default: undefined, shown: 'off', arg: 'port', description: 'serve /metrics (Prometheus), /healthz and /readyz on this port', parse: port }),
   setting({ key: 'metricsHost', flag: 'metrics-host', env: [], default: '127.0.0.1', arg: 'addr', description: 'bind address of the metrics port', parse: text }),
-  setting({ key: 'maxMessage', flag: 'max-message', env: [], default: 1 * MiB, shown: '--max-payload', arg: 'bytes', description: 'largest message a backend may send to clients (room, broadcast or direct); larger ones are refused with an error event', parse: integer(16, 1024 * MiB), derive: (c) => c.maxPayload }),
+  setting({ key: 'maxMessage', flag: 'max-message', env: [], default: 1 * MiB, shown: '--max-payload', arg: 'bytes', description: 'largest message a backend may send to clients (room, broadcast or direct); larger ones are refused with an error event', parse: integer(16, 1024 * MiB) }),
   setting({ key: 'queueBytes', flag: 'queue-bytes', env: [], default: 64 * MiB, arg: 'bytes', description: 'bytes the queue may hold besides its entry count; oldest dropped past it', parse: integer(1024) }),
   setting({ key: 'maxBackends', flag: 'max-backends', env: [], default: 64, arg: 'n', description: 'backend connections admitted at once; more are refused', parse: integer(1, 100_000) }),
   setting({ key: 'maxPendingUpgrades', flag: 'max-pending-upgrades', env: [], default: 1024, arg: 'n', description: 'upgrades waiting for a backend\'s answer at once; beyond: 503', parse: integer(1, 10_000_000) }),
@@ -178,13 +177,25 @@ function checkPairs(config: BrokerConfig): void {
 export function defaultConfig(): BrokerConfig {
   const config: Record<string, unknown> = {};
   for (const s of SETTINGS) config[s.key] = s.default;
-  return derive(config as unknown as BrokerConfig, new Set(SETTINGS.filter((s) => s.derive).map((s) => s.key)));
+  return derive(config as unknown as BrokerConfig, new Set(DERIVED.map(([key]) => key)));
 }
+
+/**
+ * Defaults that follow another setting (their `default` in the table is only
+ * what --help shows), each after those it follows: a message to clients is at
+ * most --max-payload (a client's message echoed), and a line carrying one is
+ * at most six times that (every character escaped as \uXXXX) plus room for
+ * the other fields.
+ */
+const DERIVED: readonly [keyof BrokerConfig, (config: BrokerConfig) => number][] = [
+  ['maxMessage', (c) => c.maxPayload],
+  ['maxLine', (c) => 6 * c.maxMessage + 64 * KiB],
+];
 
 /** Fills the settings that follow another one and were not set themselves. */
 function derive(config: BrokerConfig, unset: ReadonlySet<keyof BrokerConfig>): BrokerConfig {
   const values = config as unknown as Record<string, unknown>;
-  for (const s of SETTINGS) if (s.derive && unset.has(s.key)) values[s.key] = s.derive(config);
+  for (const [key, follow] of DERIVED) if (unset.has(key)) values[key] = follow(config);
   return config;
 }
 

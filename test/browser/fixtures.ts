@@ -13,7 +13,7 @@ export async function echoBroker(t: TestContext, overrides: Partial<BrokerConfig
   const broker = await brokerFor(t, overrides);
   const backend = startEchoBackend({ port: broker.tcpPort });
   t.after(() => backend.close());
-  await waitUntil(() => broker.broker.pool.size === 1, 'the echo backend is connected');
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the echo backend is connected');
   return broker;
 }
 

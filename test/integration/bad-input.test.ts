@@ -1,6 +1,6 @@
 /**
- * Issue 4, production hardening: bad input from either side. Each case shows
- * the documented reaction (PROTOCOL.md part 2: a bad backend line is skipped
+ * Bad input from either side. Each case shows
+ * the documented reaction (docs/protocol.md, "The error event": a bad backend line is skipped
  * and its backend gets an `error` event naming the problem; the link stays up)
  * and that everybody else is unaffected: a second backend and a bystander
  * client keep exchanging messages during and after (helpers/bystanders.ts).

@@ -1,5 +1,5 @@
 /**
- * Issue 4, production hardening: what operators see. /healthz, /readyz and
+ * What operators see. /healthz, /readyz and
  * /metrics on --metrics-port, and draining.
  */
 import { test } from 'node:test';

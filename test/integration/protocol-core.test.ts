@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md part 1, row by row, on the wire: what an unchanged PyStrands
+ * docs/protocol.md part 1 (the compatible core), row by row, on the wire: what an unchanged PyStrands
  * backend sees and sends. Every backend line here is byte for byte what the
  * Python client writes (python-json.ts).
  */

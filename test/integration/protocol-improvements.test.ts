@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md part 2, row by row: where this broker deliberately does better
+ * docs/protocol.md part 2 (where strands differs from the Go broker), row by row: where this broker deliberately does better
  * than the Go one, checked on the wire.
  */
 import { test, type TestContext } from 'node:test';

@@ -1,6 +1,6 @@
 /**
- * Issue 4, production hardening: who may talk to the broker. Backend token
- * auth (PROTOCOL.md part 3 `auth`), TLS on both ports, allowed origins and
+ * Who may talk to the broker: backend token
+ * auth (docs/protocol.md, "auth"), TLS on both ports, allowed origins and
  * connection limits.
  */
 import { after, before, describe, test } from 'node:test';

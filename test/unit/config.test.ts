@@ -13,7 +13,7 @@ const DEFAULTS: Partial<BrokerConfig> = {
   queueSize: 1000,
   balance: 'round-robin',
   backendHwm: 4 * MiB,
-  maxLine: 16 * MiB,
+  maxLine: 6 * MiB + 64 * 1024,
   authTimeout: 5000,
   heartbeatInterval: 15000,
   maxPayload: 1 * MiB,
@@ -201,6 +201,12 @@ describe('config: settings that follow another', () => {
     assert.equal(resolveConfig({ 'max-payload': '4096' }, {}).maxMessage, 4096);
     assert.equal(resolveConfig({}, { STRANDS_MAX_PAYLOAD: '8192' }).maxMessage, 8192);
     assert.equal(resolveConfig({ 'max-payload': '4096', 'max-message': '100000' }, {}).maxMessage, 100000);
+  });
+
+  test('--max-line follows --max-message (six times it, plus 64 KiB) unless it is set itself', () => {
+    assert.equal(resolveConfig({ 'max-message': '1000' }, {}).maxLine, 6000 + 65536);
+    assert.equal(resolveConfig({ 'max-payload': '1000' }, {}).maxLine, 6000 + 65536);
+    assert.equal(resolveConfig({ 'max-payload': '1000', 'max-line': '2000' }, {}).maxLine, 2000);
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * LineFramer against a reference model, on random byte streams cut at random
- * points (fast-check). The model is PROTOCOL.md's framing rule in four lines:
+ * points (fast-check). The model is the framing rule of docs/protocol.md ("Ports and framing") in four lines:
  * split on `\n`, strip one trailing `\r`, skip empty lines, and report a line
  * longer than maxLine by its length (after stripping) instead of emitting it.
  * Each line is decoded alone, so the framer's decoding of many lines at once
