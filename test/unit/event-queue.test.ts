@@ -11,11 +11,10 @@ describe('EventQueue', () => {
     q.push(event('bbbb'));
     assert.equal(q.bytes, 8);
     assert.equal(q.push(event('cc')), 0, '10 bytes fit');
-    assert.equal(q.push(event('ddddddd')), 3, 'all three older events make room for seven bytes');
-    assert.equal(q.length, 1);
-    assert.equal(q.bytes, 7);
-    assert.equal(q.dropped, 3);
-    assert.equal(q.shift()?.line, 'ddddddd');
+    assert.equal(q.push(event('ddddddd')), 2, 'the two oldest events make room for seven bytes');
+    assert.equal(q.bytes, 9);
+    assert.equal(q.dropped, 2);
+    assert.deepEqual([q.shift()?.line, q.shift()?.line], ['cc', 'ddddddd']);
     assert.equal(q.bytes, 0);
   });
 
