@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type * as tls from 'node:tls';
 import { Command, CommanderError, Option } from 'commander';
 import { Broker } from './broker';
@@ -8,6 +7,7 @@ import { ConfigError, SETTINGS, resolveConfig, shownDefault } from './config';
 import { createLogger } from './logger';
 import { startEchoBackend } from './sdk/echo-backend';
 import { registerBenchCommand } from './bench/cli';
+import { packageVersion } from './version';
 
 /** Exit status for a bad flag or environment value, as for a usage error. */
 const EXIT_USAGE = 2;
@@ -130,10 +130,6 @@ function echoTls(options: Record<string, unknown>): tls.ConnectionOptions | unde
   return options.backendTls === true ? {} : undefined;
 }
 
-/** This package's version, from the package.json beside dist/ (in a checkout and in an installed package). */
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-}
 
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

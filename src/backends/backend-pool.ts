@@ -23,6 +23,16 @@ export interface PoolSettings {
   heartbeatInterval: number;
 }
 
+/** The backends of the other nodes of a cluster, as the pool sees them. */
+export interface PeerForwarder {
+  /**
+   * Takes an event that another node must handle (with --balance client, when
+   * the client's owner is another node), or, when `stuck` (no backend here can
+   * take it), one that another node can; false when the event stays here.
+   */
+  forward(line: string, affinity: number, stuck: boolean): boolean;
+}
+
 /** A backend that could not be given everything it was owed before the shutdown deadline. */
 export interface CutLink {
   backend: string;
@@ -40,6 +50,8 @@ export class BackendPool implements Component {
   undelivered: CutLink[] = [];
   private links: BackendLink[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Set once, in a cluster. */
+  peers: PeerForwarder | undefined;
   private readonly queue: EventQueue;
   /** Connection requests go round-robin whatever the events' policy: no client id is known yet. */
   private readonly requestTurn = new RoundRobinBalancer();
@@ -118,16 +130,31 @@ export class BackendPool implements Component {
     this.log.warn({ backend: link.remote, unsentBytes: link.unsentBytes }, 'dropping backend: over twice its high-water mark');
   }
 
-  /** Sends an event (anything but a connection_request) to a backend, or queues it. */
+  /** Sends an event (anything but a connection_request) to a backend, here or (in a cluster) on another node, or queues it. */
   dispatch(line: string, affinity: number): void {
-    if (this.queue.length === 0) {
-      const link = this.balancer.pick(affinity);
-      if (link !== undefined) {
-        link.send(line, affinity);
-        return;
-      }
+    if (this.queue.length === 0 && this.place(line, affinity, this.peers)) return;
+    this.enqueue({ line, affinity });
+  }
+
+  /** An event another node handed over: to a backend here, or the queue here, never on again. */
+  dispatchLocal(line: string, affinity: number): void {
+    if (this.queue.length === 0 && this.place(line, affinity, undefined)) return;
+    this.enqueue({ line, affinity });
+  }
+
+  /** Gives the event to its owner elsewhere, a backend here, or any other node with one; false if none can take it now. */
+  private place(line: string, affinity: number, peers: PeerForwarder | undefined): boolean {
+    if (peers?.forward(line, affinity, false)) return true;
+    const link = this.balancer.pick(affinity);
+    if (link !== undefined) {
+      link.send(line, affinity);
+      return true;
     }
-    if (this.queue.push({ line, affinity }) > 0) this.log.debug('queue full: dropped its oldest event');
+    return peers?.forward(line, affinity, true) ?? false;
+  }
+
+  private enqueue(event: OutgoingEvent): void {
+    if (this.queue.push(event) > 0) this.log.debug('queue full: dropped its oldest event');
     this.drainQueue();
   }
 
@@ -140,16 +167,10 @@ export class BackendPool implements Component {
     return this.requestTurn.pick();
   }
 
-  /** Moves queued events to backends, oldest first, until none can take more. */
+  /** Moves queued events to backends (here or elsewhere), oldest first, until none can take more. */
   drainQueue(): void {
     const queue = this.queue;
-    while (queue.length > 0) {
-      const next = queue.peek() as OutgoingEvent;
-      const link = this.balancer.pick(next.affinity);
-      if (link === undefined) return;
-      queue.shift();
-      link.send(next.line, next.affinity);
-    }
+    for (let next = queue.peek(); next !== undefined && this.place(next.line, next.affinity, this.peers); next = queue.peek()) queue.shift();
   }
 
   /** Sends a heartbeat to every backend and drops those backed up for too long. */
