@@ -12,6 +12,7 @@ import { ClientAffinityBalancer } from './backends/client-affinity-balancer';
 import { RoundRobinBalancer } from './backends/round-robin-balancer';
 import type { ClientHub } from './client-hub';
 import { Cluster } from './cluster/cluster';
+import type { Transport } from './cluster/transport';
 import { Gateway } from './gateway/gateway';
 import type { GatewayHandler } from './gateway/session';
 import { Lifecycle, type Component } from './lifecycle';
@@ -30,10 +31,12 @@ interface EventsOut {
   disconnected: number;
 }
 
-/** What tests may swap: the clock of connection-request deadlines, and where descriptors are counted. */
+/** What tests may swap: the clock of connection-request deadlines, where descriptors are counted, the cluster's bus. */
 export interface BrokerDeps {
   now?: () => number;
   descriptors?: DescriptorSource;
+  /** Makes the bus of a cluster node (NATS unless given); never called without --cluster. */
+  bus?: (nodeId: string) => Transport & { start(): Promise<void> };
 }
 
 /**
@@ -89,7 +92,7 @@ export class Broker {
     // Decided once: one node sends to its own clients only; a cluster node to every node, and its backends serve the others.
     let hub: ClientHub = gateway;
     if (config.cluster !== undefined) {
-      const cluster = (this.cluster = new Cluster(config, gateway, pool, authorizer, log));
+      const cluster = (this.cluster = new Cluster(config, gateway, pool, authorizer, log, deps.bus));
       hub = gateway.membership = cluster.hub;
       pool.peers = authorizer.peers = cluster.peers;
     }
