@@ -6,6 +6,9 @@ import type { Component } from '../lifecycle';
 import type { Balancer } from './balancer';
 import { RoundRobinBalancer } from './round-robin-balancer';
 
+/** What target() returns for an event another node took. */
+const HANDED_OVER = 'handed over';
+
 /** Heartbeats in a row a backend may spend above its high-water mark before it is dropped. */
 const MAX_HWM_STRIKES = 3;
 
@@ -132,25 +135,29 @@ export class BackendPool implements Component {
 
   /** Sends an event (anything but a connection_request) to a backend, here or (in a cluster) on another node, or queues it. */
   dispatch(line: string, affinity: number): void {
-    if (this.queue.length === 0 && this.place(line, affinity, this.peers)) return;
-    this.enqueue({ line, affinity });
+    this.place(line, affinity, this.peers);
   }
 
   /** An event another node handed over: to a backend here, or the queue here, never on again. */
   dispatchLocal(line: string, affinity: number): void {
-    if (this.queue.length === 0 && this.place(line, affinity, undefined)) return;
-    this.enqueue({ line, affinity });
+    this.place(line, affinity, undefined);
   }
 
-  /** Gives the event to its owner elsewhere, a backend here, or any other node with one; false if none can take it now. */
-  private place(line: string, affinity: number, peers: PeerForwarder | undefined): boolean {
-    if (peers?.forward(line, affinity, false)) return true;
-    const link = this.balancer.pick(affinity);
-    if (link !== undefined) {
-      link.send(line, affinity);
-      return true;
-    }
-    return peers?.forward(line, affinity, true) ?? false;
+  private place(line: string, affinity: number, peers: PeerForwarder | undefined): void {
+    const target = this.queue.length === 0 ? this.target(line, affinity, peers) : undefined;
+    if (target === undefined) this.enqueue({ line, affinity });
+    else if (target !== HANDED_OVER) target.send(line, affinity);
+  }
+
+  /**
+   * Where an event goes now: handed over to its owner elsewhere (done here),
+   * a backend here (for the caller to send to), any other node with a backend
+   * (done here), or nowhere. Sending is left to the caller because a link's
+   * send can write at once and, through onWritable, drain the queue again.
+   */
+  private target(line: string, affinity: number, peers: PeerForwarder | undefined): BackendLink | typeof HANDED_OVER | undefined {
+    if (peers?.forward(line, affinity, false)) return HANDED_OVER;
+    return this.balancer.pick(affinity) ?? (peers?.forward(line, affinity, true) ? HANDED_OVER : undefined);
   }
 
   private enqueue(event: OutgoingEvent): void {
@@ -170,7 +177,12 @@ export class BackendPool implements Component {
   /** Moves queued events to backends (here or elsewhere), oldest first, until none can take more. */
   drainQueue(): void {
     const queue = this.queue;
-    for (let next = queue.peek(); next !== undefined && this.place(next.line, next.affinity, this.peers); next = queue.peek()) queue.shift();
+    for (let next = queue.peek(); next !== undefined; next = queue.peek()) {
+      const target = this.target(next.line, next.affinity, this.peers);
+      if (target === undefined) return;
+      queue.shift();
+      if (target !== HANDED_OVER) target.send(next.line, next.affinity);
+    }
   }
 
   /** Sends a heartbeat to every backend and drops those backed up for too long. */

@@ -124,6 +124,7 @@ export class Directory implements Component {
     }
     this.peers.set(message.id, { id: message.id, version: String(message.version), protocol: message.v, backends: message.backends, lastSeen: this.now() });
     if (before === undefined) this.log.info({ node: message.id, version: message.version, backends: message.backends }, 'cluster: node joined');
+    else if (before.backends !== message.backends) this.log.info({ node: message.id, backends: message.backends }, 'cluster: node backends');
     if (before === undefined || before.backends !== message.backends) this.events.changed();
   }
 
