@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Deque, Dict, Hashable, Optional, Set, Tuple
+from typing import Any, Awaitable, Callable, Deque, Dict, Hashable, Optional, Set, Tuple, TypeVar
 
 from ._settings import Settings
 from ._wire import ERROR_REQUEST_ID, LineSplitter, encode_line, new_request_id, parse_line, response_params, to_event
@@ -38,6 +38,7 @@ CLOSE_GRACE = 2.0
 AUTH_FAILED = "authentication failed"
 
 Callback = Callable[..., Any]
+T = TypeVar("T")
 
 # The lane of the handler running on this thread, so that a blocking disconnect() called from a
 # handler does not wait for that handler to end.
@@ -50,6 +51,56 @@ def _run_handler(lane: Hashable, handler: Callback, args: Tuple[Any, ...]) -> An
         return handler(*args)
     finally:
         handler_thread.lane = None
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """awaitable's result, or asyncio.TimeoutError after `timeout` s (it is then
+    cancelled). Unlike asyncio.wait_for before Python 3.12, a cancellation that
+    comes as the awaitable finishes is never lost."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+class _SilenceWatchdog:
+    """Aborts a link on which a read has waited `limit` s for data: the broker
+    sends heartbeats, so a silent link is a dead one. Time spent not reading
+    (while handlers are behind) does not count."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: float, transport: asyncio.BaseTransport) -> None:
+        self._loop = loop
+        self._limit = limit
+        self._transport = transport
+        self._waiting_since: Optional[float] = None
+        self.fired = False
+        self._timer = loop.call_later(limit, self._check)
+
+    def reading(self) -> None:
+        self._waiting_since = self._loop.time()
+
+    def heard(self) -> None:
+        self._waiting_since = None
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        since = self._waiting_since
+        if since is not None and now - since >= self._limit:
+            self.fired = True
+            log.warning("nothing from the broker for %s s (heartbeat_timeout): dropping the link", self._limit)
+            self._transport.abort()
+            return
+        self._timer = self._loop.call_later((now if since is None else since) + self._limit - now, self._check)
+
+    def stop(self) -> None:
+        self._timer.cancel()
 
 
 class _Channel:
@@ -234,13 +285,13 @@ class Engine:
         writer = self._writer
         if writer is not None:
             try:
-                await asyncio.wait_for(self._drain(), CLOSE_GRACE)
+                await within(self._drain(), CLOSE_GRACE)
             except asyncio.TimeoutError:
                 log.warning("disconnect: the broker did not take what was left to send within %s s", CLOSE_GRACE)
         self._teardown(None)
         if writer is not None:
             try:
-                await asyncio.wait_for(writer.wait_closed(), CLOSE_GRACE)
+                await within(writer.wait_closed(), CLOSE_GRACE)
             except (asyncio.TimeoutError, OSError):
                 writer.transport.abort()
         supervisor = self._supervisor
@@ -277,10 +328,11 @@ class Engine:
                     raise ConnectFailedError(f"gave up after {failures} failed attempts to reach the broker at {s.host}:{s.port}")
                 wait = s.reconnect_wait(failures)
                 log.info("reconnecting to the broker in %.2f s", wait)
+                stop = asyncio.get_running_loop().create_task(self._stop.wait())
                 try:
-                    await asyncio.wait_for(self._stop.wait(), wait)
-                except asyncio.TimeoutError:
-                    pass
+                    await asyncio.wait({stop}, timeout=wait)
+                finally:
+                    stop.cancel()
         except BaseException as exc:
             error = exc
             raise
@@ -292,7 +344,7 @@ class Engine:
         s = self.settings
         tls: Dict[str, Any] = {"ssl": s.ssl_context, "server_hostname": s.server_hostname} if s.ssl_context else {}
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(s.host, s.port, **tls), s.connect_timeout)
+            reader, writer = await within(asyncio.open_connection(s.host, s.port, **tls), s.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             log.warning("cannot connect to the broker at %s:%s: %s", s.host, s.port, exc or type(exc).__name__)
             return False
@@ -327,17 +379,19 @@ class Engine:
 
     async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, generation: int) -> bool:
         silence = self.settings.heartbeat_timeout
+        watchdog = None if silence is None else _SilenceWatchdog(asyncio.get_running_loop(), silence, writer.transport)
         splitter = LineSplitter(self.settings.max_line)
         heard = False
         try:
             while True:
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_SIZE), silence)
-                except asyncio.TimeoutError:
-                    log.warning("nothing from the broker for %s s (heartbeat_timeout): dropping the link", silence)
-                    return heard
+                if watchdog is not None:
+                    watchdog.reading()
+                data = await reader.read(READ_SIZE)
+                if watchdog is not None:
+                    watchdog.heard()
                 if not data:
-                    log.warning("the broker closed the link")
+                    if watchdog is None or not watchdog.fired:
+                        log.warning("the broker closed the link")
                     return heard
                 lines, dropped = splitter.feed(data)
                 if dropped:
@@ -352,6 +406,8 @@ class Engine:
             log.exception("dropping the link after an unexpected error")
             return heard
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             # On disconnect() the link is closed there, after the handlers' last sends.
             if not self._closing:
                 self._drop_link(writer, generation)
@@ -485,7 +541,7 @@ class Engine:
 
     async def _invoke(self, lane_key: Hashable, name: str, args: Tuple[Any, ...]) -> Any:
         handler = self._callback(name)
-        if asyncio.iscoroutinefunction(handler):
+        if inspect.iscoroutinefunction(handler):
             return await handler(*args)
         if getattr(handler, "strands_inline", False):
             return handler(*args)
@@ -554,7 +610,7 @@ class Engine:
         try:
             await self._write(line)
             try:
-                return await asyncio.wait_for(future, wait)
+                return await within(future, wait)
             except asyncio.TimeoutError:
                 raise RequestTimeoutError(f"no answer to {action} (request_id {request_id}) within {wait} s") from None
         finally:

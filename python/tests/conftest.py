@@ -15,9 +15,9 @@ async def fake() -> AsyncIterator[FakeBroker]:
     await broker.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def broker() -> Iterator[BrokerProcess]:
-    """One real broker for a test module; tests wait on its log after a mark."""
+    """One real broker with default settings for the run; tests wait on its log after a mark."""
     process = BrokerProcess()
     yield process
     process.stop()

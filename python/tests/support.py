@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 from typing import Any, AsyncIterator, Tuple
 
+from broker_process import BrokerProcess
 from strands_backend import AsyncPyStrandsClient
 
 FAST = {"reconnect_delay": 0.02, "max_reconnect_delay": 0.1}
@@ -16,7 +17,7 @@ class Recorder(AsyncPyStrandsClient):
         super().__init__(*args, **kwargs)
         self.events: "asyncio.Queue[Tuple[Any, ...]]" = asyncio.Queue()
 
-    async def next(self, kind: str, timeout: float = 5.0) -> Tuple[Any, ...]:
+    async def next(self, kind: str, timeout: float = 10.0) -> Tuple[Any, ...]:
         """The next event of that kind (others before it are dropped)."""
         while True:
             event = await asyncio.wait_for(self.events.get(), timeout)
@@ -55,3 +56,14 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {predicate}")
         await asyncio.sleep(0.005)
+
+
+@contextlib.asynccontextmanager
+async def attached(broker: BrokerProcess, client: AsyncPyStrandsClient) -> AsyncIterator[None]:
+    """The client runs for the block, and the broker has taken it in (and, after, let it go)."""
+    mark = broker.mark()
+    async with running(client):
+        await asyncio.to_thread(broker.wait_log, "backend connected", mark)
+        yield
+        mark = broker.mark()
+    await asyncio.to_thread(broker.wait_log, "backend disconnected", mark)

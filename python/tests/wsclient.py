@@ -30,7 +30,7 @@ class WebSocket:
         self._writer = writer
 
     @classmethod
-    async def connect(cls, port: int, path: str = "/", headers: Optional[Dict[str, str]] = None, timeout: float = 5.0) -> "WebSocket":
+    async def connect(cls, port: int, path: str = "/", headers: Optional[Dict[str, str]] = None, timeout: float = 10.0) -> "WebSocket":
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16))
         lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade", f"Sec-WebSocket-Key: {key.decode()}", "Sec-WebSocket-Version: 13"]
@@ -74,7 +74,7 @@ class WebSocket:
             (n,) = struct.unpack(">Q", await self._reader.readexactly(8))
         return bool(b0 & 0x80), b0 & 0x0F, await self._reader.readexactly(n)
 
-    async def recv(self, timeout: float = 5.0) -> Union[str, bytes]:
+    async def recv(self, timeout: float = 10.0) -> Union[str, bytes]:
         """The next message: str for text, bytes for binary; Closed when the server closes."""
         return await asyncio.wait_for(self._recv(), timeout)
 
