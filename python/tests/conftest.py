@@ -12,7 +12,7 @@ from fake_broker import FakeBroker
 async def fake() -> AsyncIterator[FakeBroker]:
     broker = await FakeBroker().start()
     yield broker
-    await broker.stop()
+    broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -69,13 +69,13 @@ class FakeBroker:
     async def link(self, timeout: float = 5.0) -> FakeLink:
         return await asyncio.wait_for(self.links.get(), timeout)
 
-    async def stop_listening(self) -> None:
+    def stop_listening(self) -> None:
+        """Refuses new links; open ones stay (Server.wait_closed would wait for them since Python 3.12)."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
 
-    async def stop(self) -> None:
-        await self.stop_listening()
+    def stop(self) -> None:
+        self.stop_listening()
         for link in self.accepted:
             link.close()

@@ -38,10 +38,13 @@ class Recorder(AsyncPyStrandsClient):
 
 
 @contextlib.asynccontextmanager
-async def running(client: AsyncPyStrandsClient) -> AsyncIterator["asyncio.Task[None]"]:
-    """Runs client.run_forever() for the block, then disconnects it."""
+async def running(client: AsyncPyStrandsClient, connected: bool = True) -> AsyncIterator["asyncio.Task[None]"]:
+    """Runs client.run_forever() for the block (once connected, unless told not
+    to wait), then disconnects it."""
     task = asyncio.get_running_loop().create_task(client.run_forever())
     try:
+        if connected:
+            await until(lambda: client.connected or task.done())
         yield task
     finally:
         await client.disconnect(timeout=1.0)
