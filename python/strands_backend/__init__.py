@@ -7,17 +7,8 @@ import logging
 from ._engine import EventStream
 from .app import PyStrands
 from .async_client import AsyncPyStrandsClient
-from .errors import (
-    AuthenticationError,
-    BrokerError,
-    ConnectFailedError,
-    ConnectionLostError,
-    NotConnectedError,
-    ProtocolError,
-    RequestTimeoutError,
-    SendBufferFullError,
-    StrandsError,
-)
+from .errors import *  # noqa: F401,F403 (the exceptions, listed in errors.__all__)
+from .errors import __all__ as _errors
 from .sync_client import PyStrandsClient
 from .types import AckResult, ConnectEvent, ConnectionRequestContext, Context, DisconnectEvent, ErrorEvent, Event, MessageEvent, RoomInfo
 
@@ -40,13 +31,5 @@ __all__ = [
     "EventStream",
     "AckResult",
     "RoomInfo",
-    "StrandsError",
-    "NotConnectedError",
-    "SendBufferFullError",
-    "ConnectionLostError",
-    "ConnectFailedError",
-    "AuthenticationError",
-    "RequestTimeoutError",
-    "BrokerError",
-    "ProtocolError",
+    *_errors,
 ]

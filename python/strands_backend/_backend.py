@@ -50,27 +50,9 @@ class Backend:
         max_pending_events: int = 10000,
         handler_threads: Optional[int] = None,
     ) -> None:
-        settings = make_settings(
-            host,
-            port,
-            auto_reconnect,
-            reconnect_delay,
-            max_reconnect_delay,
-            reconnect_backoff,
-            max_reconnect_attempts=max_reconnect_attempts,
-            token=token,
-            ssl=ssl,
-            cafile=cafile,
-            server_hostname=server_hostname,
-            heartbeat_timeout=heartbeat_timeout,
-            connect_timeout=connect_timeout,
-            request_timeout=request_timeout,
-            send_buffer_size=send_buffer_size,
-            max_line=max_line,
-            max_pending_events=max_pending_events,
-            handler_threads=handler_threads,
-        )
-        self._engine = Engine(settings, self._handler)
+        settings = dict(locals())  # the arguments above, by name: make_settings checks each one
+        del settings["self"]
+        self._engine = Engine(make_settings(**settings), self._handler)
 
     @property
     def settings(self) -> Settings:

@@ -219,6 +219,8 @@ class Engine:
         self._drain_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._link_up = asyncio.Event()
+        # Held while a link may be opened outside the supervisor, so there is never a second one.
+        self._starting = asyncio.Lock()
 
     def _start(self, link_up: bool) -> "asyncio.Task[None]":
         self._closing = False
@@ -233,17 +235,21 @@ class Engine:
     async def connect(self) -> bool:
         """One attempt; on success the link is kept (and re-made) in the background."""
         self._bind()
-        if self.running:
-            return self.connected
-        if not await self._open():
-            return False
-        self._start(link_up=True)
-        return True
+        async with self._starting:
+            if self.running:
+                return self.connected
+            self._closing = False
+            self._stop.clear()
+            if not await self._open():
+                return False
+            self._start(link_up=True)
+            return True
 
     async def start(self) -> None:
         """Connects, retrying per the settings; raises if no attempt is left."""
         self._bind()
-        supervisor = self._supervisor if self.running else self._start(link_up=False)
+        async with self._starting:
+            supervisor = self._supervisor if self.running else self._start(link_up=False)
         while not self.connected:
             if supervisor.done():
                 supervisor.result()
@@ -259,7 +265,8 @@ class Engine:
 
     async def run_forever(self) -> None:
         self._bind()
-        supervisor = self._supervisor if self.running else self._start(link_up=self.connected)
+        async with self._starting:
+            supervisor = self._supervisor if self.running else self._start(link_up=False)
         await supervisor
 
     async def disconnect(self, timeout: float = 5.0, spare_lane: Optional[Hashable] = None) -> None:
@@ -343,11 +350,26 @@ class Engine:
     async def _open(self) -> bool:
         s = self.settings
         tls: Dict[str, Any] = {"ssl": s.ssl_context, "server_hostname": s.server_hostname} if s.ssl_context else {}
+        loop = asyncio.get_running_loop()
+        connecting = loop.create_task(asyncio.open_connection(s.host, s.port, **tls))
+        stopping = loop.create_task(self._stop.wait())
         try:
-            reader, writer = await within(asyncio.open_connection(s.host, s.port, **tls), s.connect_timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
-            log.warning("cannot connect to the broker at %s:%s: %s", s.host, s.port, exc or type(exc).__name__)
+            # disconnect() does not wait out a connection attempt
+            await asyncio.wait({connecting, stopping}, timeout=s.connect_timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not connecting.done():
+                connecting.cancel()
+        await asyncio.wait({connecting})
+        if connecting.cancelled():
+            if not self._closing:
+                log.warning("cannot connect to the broker at %s:%s: no answer within %s s", s.host, s.port, s.connect_timeout)
             return False
+        error = connecting.exception()
+        if isinstance(error, OSError):
+            log.warning("cannot connect to the broker at %s:%s: %s", s.host, s.port, error)
+            return False
+        reader, writer = connecting.result()
         if self._closing:
             writer.close()
             return False

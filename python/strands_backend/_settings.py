@@ -65,13 +65,13 @@ def _ssl_context(ssl: SslOption, cafile: Optional[str]) -> Optional[_ssl.SSLCont
 
 
 def make_settings(
+    *,
     host: str,
     port: int,
     auto_reconnect: bool,
     reconnect_delay: float,
     max_reconnect_delay: float,
     reconnect_backoff: float,
-    *,
     max_reconnect_attempts: Optional[int],
     token: Optional[str],
     ssl: SslOption,

@@ -1,5 +1,17 @@
 """The exceptions this package raises. Every one is a StrandsError."""
 
+__all__ = [
+    "StrandsError",
+    "NotConnectedError",
+    "SendBufferFullError",
+    "ConnectionLostError",
+    "ConnectFailedError",
+    "AuthenticationError",
+    "RequestTimeoutError",
+    "BrokerError",
+    "ProtocolError",
+]
+
 
 class StrandsError(Exception):
     """Base class of every error raised by strands_backend."""

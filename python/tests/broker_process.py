@@ -46,7 +46,8 @@ class BrokerProcess:
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
         self._lines: List[Dict[str, Any]] = []
         self._changed = threading.Condition()
-        threading.Thread(target=self._collect, daemon=True).start()
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
         try:
             listening = self.wait_log("strands broker listening", 0, STARTUP_TIMEOUT)
         except BaseException:
@@ -100,6 +101,7 @@ class BrokerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._collector.join(5)  # it ends at the exited process's EOF; closing stdout under it would break its read
         for stream in (self.process.stdout, self.process.stderr):
             if stream is not None:
                 stream.close()

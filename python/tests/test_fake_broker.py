@@ -2,6 +2,7 @@
 what it does with what it reads, reconnects, timeouts and faults."""
 
 import asyncio
+import contextlib
 import json
 from dataclasses import replace
 import ssl
@@ -36,6 +37,14 @@ from support import FAST, Recorder, running, until
 CONTEXT = {"client_id": "c1", "room_id": "/ws/lobby", "metadata": {"k": "v"}}
 
 
+@pytest.fixture
+async def linked(fake):
+    """A running AsyncPyStrandsClient and the fake broker's end of its link."""
+    client = AsyncPyStrandsClient("127.0.0.1", fake.port, **FAST)
+    async with running(client):
+        yield client, await fake.link()
+
+
 async def test_every_operation_writes_the_exact_line_of_the_spec(fake):
     client = AsyncPyStrandsClient("127.0.0.1", fake.port, token="s3cret", **FAST)
     async with running(client):
@@ -63,68 +72,56 @@ async def test_every_operation_writes_the_exact_line_of_the_spec(fake):
         await link.expect("disconnect", {"conn_id": "c2", "code": 1000, "reason": ""})
 
 
-async def test_acked_sends_return_the_brokers_answer_and_ignore_unknown_responses(fake):
-    client = AsyncPyStrandsClient("127.0.0.1", fake.port, **FAST)
-    async with running(client):
-        link = await fake.link()
-        sent = asyncio.ensure_future(client.send_room_message("r", "hi", exclude="c9", ack=True))
-        request_id = await link.expect("message_to_room", {"room_id": "r", "message": "hi", "exclude": "c9"}, ack=True)
-        await link.event("response", {"ok": True, "delivered": 99}, request_id="not-asked-for")
-        await link.event("response", {"ok": True, "delivered": 3}, request_id=request_id)
-        assert await sent == AckResult(True, 3, None)
-
-        refused = asyncio.ensure_future(client.join_room("c1", "r", ack=True))
-        request_id = await link.expect("join_room", {"conn_id": "c1", "room_id": "r"}, ack=True)
-        await link.event("response", {"ok": False, "delivered": 0, "error": "too many rooms"}, request_id=request_id)
-        assert await refused == AckResult(False, 0, "too many rooms")
-
-        garbled = asyncio.ensure_future(client.broadcast_message("x", ack=True))
-        request_id = await link.expect("broadcast", {"message": "x"}, ack=True)
-        await link.event("response", {"ok": "yes"}, request_id=request_id)
-        with pytest.raises(ProtocolError):
-            await garbled
+async def exchange(link, request, action, params, answer, ack=False):
+    """Starts `request`, checks the line it writes, answers it: what the request returns (or raises)."""
+    pending = asyncio.ensure_future(request)
+    request_id = await link.expect(action, params, ack)
+    await link.event("response", {"ok": True, "delivered": 99}, request_id="not-asked-for")  # ignored
+    await link.event("response", answer, request_id=request_id)
+    return await pending
 
 
-async def test_room_info_follows_every_page(fake):
-    client = AsyncPyStrandsClient("127.0.0.1", fake.port, **FAST)
-    async with running(client):
-        link = await fake.link()
-        info = asyncio.ensure_future(client.room_info("lobby"))
-        first = await link.expect("room_info", {"room_id": "lobby"})
-        await link.event("response", {"room_id": "lobby", "count": 3, "client_ids": ["a", "b"], "next": "b", "nodes": 2, "nodes_total": 2}, request_id=first)
-        second = await link.expect("room_info", {"room_id": "lobby", "cursor": "b"})
-        await link.event("response", {"room_id": "lobby", "count": 3, "client_ids": ["c"], "nodes": 2, "nodes_total": 3}, request_id=second)
-        assert await info == RoomInfo("lobby", 3, ["a", "b", "c"], 2, 3)
-
-        looping = asyncio.ensure_future(client.room_info("lobby"))
-        first = await link.expect("room_info", {"room_id": "lobby"})
-        await link.event("response", {"room_id": "lobby", "count": 1, "client_ids": [], "next": "a"}, request_id=first)
-        with pytest.raises(ProtocolError):
-            await looping
+async def test_acked_sends_return_the_brokers_answer(linked):
+    client, link = linked
+    sent = client.send_room_message("r", "hi", exclude="c9", ack=True)
+    assert await exchange(link, sent, "message_to_room", {"room_id": "r", "message": "hi", "exclude": "c9"}, {"ok": True, "delivered": 3}, ack=True) == AckResult(True, 3, None)
+    refused = client.join_room("c1", "r", ack=True)
+    assert await exchange(link, refused, "join_room", {"conn_id": "c1", "room_id": "r"}, {"ok": False, "delivered": 0, "error": "too many rooms"}, ack=True) == AckResult(False, 0, "too many rooms")
+    with pytest.raises(ProtocolError):
+        await exchange(link, client.broadcast_message("x", ack=True), "broadcast", {"message": "x"}, {"ok": "yes"}, ack=True)
 
 
-async def test_requests_fail_on_an_error_event_a_timeout_or_a_lost_link(fake):
-    client = AsyncPyStrandsClient("127.0.0.1", fake.port, **FAST)
-    async with running(client):
-        link = await fake.link()
-        unknown = asyncio.ensure_future(client.room_info("r"))
-        request_id = await link.expect("room_info", {"room_id": "r"})
-        await link.event("error", {"error": f'unknown action "room_info" (request_id {request_id})', "context": {}})
-        with pytest.raises(BrokerError, match="unknown action"):
-            await unknown
+async def test_room_info_follows_every_page(linked):
+    client, link = linked
+    info = asyncio.ensure_future(client.room_info("lobby"))
+    first = await link.expect("room_info", {"room_id": "lobby"})
+    await link.event("response", {"room_id": "lobby", "count": 3, "client_ids": ["a", "b"], "next": "b", "nodes": 2, "nodes_total": 2}, request_id=first)
+    last_page = {"room_id": "lobby", "count": 3, "client_ids": ["c"], "nodes": 2, "nodes_total": 3}
+    assert await exchange(link, info, "room_info", {"room_id": "lobby", "cursor": "b"}, last_page) == RoomInfo("lobby", 3, ["a", "b", "c"], 2, 3)
+    with pytest.raises(ProtocolError):  # a page that does not advance
+        await exchange(link, client.room_info("lobby"), "room_info", {"room_id": "lobby"}, {"room_id": "lobby", "count": 1, "client_ids": [], "next": "a"})
 
-        with pytest.raises(RequestTimeoutError):
-            await client.join_room("c1", "r", ack=True, timeout=0.1)
-        await link.line()
 
-        lost = asyncio.ensure_future(client.leave_room("c1", "r", ack=True))
-        await link.line()
-        link.close()
-        with pytest.raises(ConnectionLostError):
-            await lost
-        await until(lambda: not client.connected)
-        with pytest.raises(NotConnectedError):
-            await client.room_info("r")
+async def test_requests_fail_on_an_error_event_a_timeout_or_a_lost_link(linked):
+    client, link = linked
+    unknown = asyncio.ensure_future(client.room_info("r"))
+    request_id = await link.expect("room_info", {"room_id": "r"})
+    await link.event("error", {"error": f'unknown action "room_info" (request_id {request_id})', "context": {}})
+    with pytest.raises(BrokerError, match="unknown action"):
+        await unknown
+
+    with pytest.raises(RequestTimeoutError):
+        await client.join_room("c1", "r", ack=True, timeout=0.1)
+    await link.line()
+
+    lost = asyncio.ensure_future(client.leave_room("c1", "r", ack=True))
+    await link.line()
+    link.close()
+    with pytest.raises(ConnectionLostError):
+        await lost
+    await until(lambda: not client.connected)
+    with pytest.raises(NotConnectedError):
+        await client.room_info("r")
 
 
 async def test_connection_requests_are_answered_with_the_handlers_decision(fake):
@@ -204,47 +201,33 @@ async def test_a_character_split_across_reads_survives(fake):
         assert message == "€uro😀"
 
 
-async def test_handlers_of_different_clients_run_concurrently_and_each_clients_in_order(fake):
-    b_seen = asyncio.Event()
-    order = []
-
-    class Handlers(AsyncPyStrandsClient):
-        async def on_message(self, message, context):
-            if message == "wait-for-b":
-                await asyncio.wait_for(b_seen.wait(), 5)  # would time out if handlers ran one after another
-            elif context.client_id == "b":
-                b_seen.set()
-            else:
-                await asyncio.sleep(0.001 * (int(message) % 3))
-                order.append(int(message))
-
-    client = Handlers("127.0.0.1", fake.port, **FAST)
-    async with running(client):
-        link = await fake.link()
-        a = {"client_id": "a", "room_id": "", "metadata": {}}
-        await link.event("new_message", {"message": "wait-for-b", "context": a})
-        await link.event("new_message", {"message": "go", "context": {"client_id": "b", "room_id": "", "metadata": {}}})
-        for n in range(30):
-            await link.event("new_message", {"message": str(n), "context": a})
-        await until(lambda: len(order) == 30)
-        assert order == list(range(30))
-
-
-async def test_plain_function_handlers_run_in_threads_concurrently_in_order_per_client(fake):
+@pytest.mark.parametrize("kind", ["async def", "plain def"])
+async def test_handlers_of_different_clients_run_concurrently_and_each_clients_in_order(fake, kind):
     app = PyStrands("127.0.0.1", fake.port, **FAST)
     b_seen = threading.Event()
     order = []
     loop_thread = threading.current_thread()
 
-    @app.on_message
     def handle(message, context):
-        assert threading.current_thread() is not loop_thread
-        if message == "wait-for-b":
-            assert b_seen.wait(5)
-        elif context.client_id == "b":
+        if context.client_id == "b":
             b_seen.set()
-        else:
+        elif message != "wait-for-b":
             order.append(int(message))
+
+    if kind == "async def":
+        @app.on_message
+        async def on_message(message, context):
+            if message == "wait-for-b":
+                assert await asyncio.to_thread(b_seen.wait, 5)  # False if handlers ran one after another
+            await asyncio.sleep(0.001 * (hash(message) % 3))  # would reorder one client's handlers if they overlapped
+            handle(message, context)
+    else:
+        @app.on_message
+        def on_message(message, context):
+            assert threading.current_thread() is not loop_thread
+            if message == "wait-for-b":
+                assert b_seen.wait(5)
+            handle(message, context)
 
     async with running(app):
         link = await fake.link()
@@ -351,6 +334,29 @@ async def test_cancelling_run_forever_propagates_and_closes_the_link(fake):
         await asyncio.wait_for(retrying, 2)
 
 
+async def test_connect_again_after_disconnect_and_never_two_links(fake):
+    client = AsyncPyStrandsClient("127.0.0.1", fake.port, **FAST)
+    for attempt in range(2):
+        assert await asyncio.gather(client.connect(), client.connect()) == [True, True]
+        forever = asyncio.ensure_future(client.run_forever())  # joins the link connect() made
+        await client.broadcast_message(f"round {attempt}")
+        link = await fake.link()
+        await link.expect("broadcast", {"message": f"round {attempt}"})
+        assert fake.links.empty() and len(fake.accepted) == attempt + 1
+        await client.disconnect()
+        await forever
+        assert await link.eof() == b""
+
+
+async def test_disconnect_does_not_wait_out_a_stalled_connection_attempt(fake):
+    client = AsyncPyStrandsClient("127.0.0.1", fake.port, ssl=True, connect_timeout=60)  # the fake never answers a TLS hello
+    task = asyncio.ensure_future(client.run_forever())
+    await fake.link()
+    await asyncio.wait_for(client.disconnect(), 5)
+    await asyncio.wait_for(task, 5)
+    assert not client.connected
+
+
 async def test_a_refused_token_stops_the_client(fake):
     client = Recorder("127.0.0.1", fake.port, token="wrong", **FAST)
     task = asyncio.ensure_future(client.run_forever())
@@ -455,45 +461,62 @@ async def test_tls_with_a_cafile_and_the_token_inside_it(fake, tls_cert):
         secure.stop()
 
 
-def test_the_sync_client_writes_whole_lines_from_many_threads():
-    async def serve():
-        return await FakeBroker().start()
-
+@contextlib.contextmanager
+def fake_in_own_loop():
+    """For tests of the blocking client: a fake broker on a loop that runs only inside loop.run_until_complete."""
     loop = asyncio.new_event_loop()
-    broker = loop.run_until_complete(serve())
-    client = PyStrandsClient("127.0.0.1", broker.port, **FAST)
+    broker = loop.run_until_complete(FakeBroker().start())
     try:
-        assert client.connect() is True
-        link = loop.run_until_complete(broker.link())
-        payload = "é" * 3000  # 18 KB lines: many writes each, interleaved if unsynchronised
-        def sender(n):
-            for i in range(50):
-                client.send_room_message(f"room{n}", f"{n}:{i}:{payload}")
-        threads = [threading.Thread(target=sender, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        seen = {}
-        for _ in range(400):
-            line = json.loads(loop.run_until_complete(link.line()))
-            n, i, rest = line["params"]["message"].split(":", 2)
-            assert line["params"]["room_id"] == f"room{n}" and rest == payload
-            assert seen.get(n, -1) == int(i) - 1  # each thread's lines in its order
-            seen[n] = int(i)
-        assert len(seen) == 8
-        for t in threads:
-            t.join()
+        yield loop, broker
     finally:
-        client.disconnect()
         broker.stop()
         loop.close()
 
 
-def test_the_sync_client_runs_plain_handlers_and_answers_requests():
-    async def serve():
-        return await FakeBroker().start()
+def test_the_sync_client_writes_whole_lines_from_many_threads():
+    payload = "é" * 3000  # 18 KB lines: many writes each, interleaved if unsynchronised
 
-    loop = asyncio.new_event_loop()
-    broker = loop.run_until_complete(serve())
+    with fake_in_own_loop() as (loop, broker):
+        client = PyStrandsClient("127.0.0.1", broker.port, **FAST)
+        assert client.connect() is True
+        try:
+            link = loop.run_until_complete(broker.link())
+
+            def sender(n):
+                for i in range(50):
+                    client.send_room_message(f"room{n}", f"{n}:{i}:{payload}")
+
+            threads = [threading.Thread(target=sender, args=(n,)) for n in range(8)]
+            for t in threads:
+                t.start()
+            seen = {}
+            for _ in range(400):  # read while they send: the fake's loop runs only here
+                line = json.loads(loop.run_until_complete(link.line()))
+                n, i, rest = line["params"]["message"].split(":", 2)
+                assert line["params"]["room_id"] == f"room{n}" and rest == payload
+                assert seen.get(n, -1) == int(i) - 1  # each thread's lines in its order
+                seen[n] = int(i)
+            assert len(seen) == 8
+            for t in threads:
+                t.join()
+        finally:
+            client.disconnect()
+
+
+def test_the_sync_client_connects_again_after_disconnect():
+    with fake_in_own_loop() as (loop, broker):
+        client = PyStrandsClient("127.0.0.1", broker.port, **FAST)
+        for attempt in range(2):
+            with client:
+                assert client.connected
+                client.send_private_message("c1", f"round {attempt}")
+                link = loop.run_until_complete(broker.link())
+                assert json.loads(loop.run_until_complete(link.line()))["params"] == {"conn_id": "c1", "message": f"round {attempt}"}
+            assert not client.connected
+            assert loop.run_until_complete(link.eof()) == b""
+
+
+def test_the_sync_client_runs_plain_handlers_and_answers_requests():
     replies = []
 
     class Echo(PyStrandsClient):
@@ -507,21 +530,20 @@ def test_the_sync_client_runs_plain_handlers_and_answers_requests():
             if message == "stop":
                 self.disconnect(timeout=30)  # from a handler: returns without waiting for itself
 
-    client = Echo("127.0.0.1", broker.port, **FAST)
-    runner = threading.Thread(target=client.run_forever)
-    runner.start()
-    try:
-        link = loop.run_until_complete(broker.link())
-        loop.run_until_complete(link.event("connection_request", {"headers": {"User-Agent": ["ua/1"]}, "url": "/x", "remote_addr": "", "query": ""}, request_id="q"))
-        answer = json.loads(loop.run_until_complete(link.line()))
-        assert answer["params"]["metadata"] == {"agent": "ua/1"} and answer["params"]["accepted"] is True
-        loop.run_until_complete(link.event("new_message", {"message": "ping", "context": CONTEXT}))
-        assert json.loads(loop.run_until_complete(link.line()))["params"] == {"conn_id": "c1", "message": "ping"}
-        loop.run_until_complete(link.event("new_message", {"message": "stop", "context": CONTEXT}))
-        runner.join(5)
-        assert not runner.is_alive()
-        assert all(name.startswith("strands-handler") for name in replies)
-    finally:
-        client.disconnect()
-        broker.stop()
-        loop.close()
+    with fake_in_own_loop() as (loop, broker):
+        client = Echo("127.0.0.1", broker.port, **FAST)
+        runner = threading.Thread(target=client.run_forever)
+        runner.start()
+        try:
+            link = loop.run_until_complete(broker.link())
+            loop.run_until_complete(link.event("connection_request", {"headers": {"User-Agent": ["ua/1"]}, "url": "/x", "remote_addr": "", "query": ""}, request_id="q"))
+            answer = json.loads(loop.run_until_complete(link.line()))
+            assert answer["params"]["metadata"] == {"agent": "ua/1"} and answer["params"]["accepted"] is True
+            loop.run_until_complete(link.event("new_message", {"message": "ping", "context": CONTEXT}))
+            assert json.loads(loop.run_until_complete(link.line()))["params"] == {"conn_id": "c1", "message": "ping"}
+            loop.run_until_complete(link.event("new_message", {"message": "stop", "context": CONTEXT}))
+            runner.join(5)
+            assert not runner.is_alive()
+            assert all(name.startswith("strands-handler") for name in replies)
+        finally:
+            client.disconnect()
