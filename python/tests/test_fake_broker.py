@@ -464,8 +464,11 @@ async def test_tls_with_a_cafile_and_the_token_inside_it(fake, tls_cert):
 @contextlib.contextmanager
 def fake_in_own_loop():
     """For tests of the blocking client: a fake broker on a loop that runs only inside loop.run_until_complete."""
+    async def start():  # made inside the loop: Python 3.9 binds a Queue to the loop current when it is made
+        return await FakeBroker().start()
+
     loop = asyncio.new_event_loop()
-    broker = loop.run_until_complete(FakeBroker().start())
+    broker = loop.run_until_complete(start())
     try:
         yield loop, broker
     finally:
