@@ -240,6 +240,37 @@ async def test_handlers_of_different_clients_run_concurrently_and_each_clients_i
         assert order == list(range(30))
 
 
+async def test_unhandled_events_are_bounded_and_reading_waits_for_handlers(fake):
+    gate = asyncio.Event()
+    handled = []
+
+    class Busy(AsyncPyStrandsClient):
+        async def on_message(self, message, context):
+            await gate.wait()
+            if message == "boom":
+                raise RuntimeError("a handler bug does not stop the client")
+            handled.append((context.client_id, int(message)))
+
+    client = Busy("127.0.0.1", fake.port, max_pending_events=3, **FAST)
+    async with running(client):
+        link = await fake.link()
+        for n in range(40):
+            await link.event("new_message", {"message": str(n), "context": {"client_id": f"c{n % 4}", "room_id": "", "metadata": {}}})
+        other = {"client_id": "other", "room_id": "", "metadata": {}}
+        await link.event("new_message", {"message": "boom", "context": other})
+        await link.event("new_message", {"message": "40", "context": other})
+        engine = client._engine
+        await until(lambda: sum(map(len, engine._lanes.values())) == 3)
+        for _ in range(20):  # the reader has every line at hand, yet takes no more
+            await asyncio.sleep(0)
+        assert sum(map(len, engine._lanes.values())) == 3
+        gate.set()
+        await until(lambda: len(handled) == 41)
+        for client_id in ("c0", "c1", "c2", "c3"):
+            assert [n for c, n in handled if c == client_id] == list(range(int(client_id[1]), 40, 4))
+        assert ("other", 40) in handled
+
+
 async def test_the_first_connect_is_retried_until_the_broker_appears():
     placeholder = await FakeBroker().start()
     port = placeholder.port
