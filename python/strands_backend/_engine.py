@@ -195,10 +195,6 @@ class Engine:
     # --- state ---------------------------------------------------------------
 
     @property
-    def loop(self) -> Optional[asyncio.AbstractEventLoop]:
-        return self._loop
-
-    @property
     def connected(self) -> bool:
         writer = self._writer
         return writer is not None and not writer.transport.is_closing()
@@ -281,8 +277,10 @@ class Engine:
         if reader is not None and not reader.done():
             reader.cancel()
             await asyncio.wait({reader})
+        # A handler that calls disconnect() is not waited for, nor cancelled: it goes on after the call.
         current = asyncio.current_task()
-        handlers = [task for lane, task in self._lane_tasks.items() if task is not current and lane != spare_lane]
+        spared = next((lane for lane, task in self._lane_tasks.items() if task is current), spare_lane)
+        handlers = [task for lane, task in self._lane_tasks.items() if lane != spared]
         if handlers:
             _, late = await asyncio.wait(handlers, timeout=timeout)
             for task in late:
@@ -295,7 +293,7 @@ class Engine:
                 await within(self._drain(), CLOSE_GRACE)
             except asyncio.TimeoutError:
                 log.warning("disconnect: the broker did not take what was left to send within %s s", CLOSE_GRACE)
-        self._teardown(None)
+        self._teardown(None, spared)
         if writer is not None:
             try:
                 await within(writer.wait_closed(), CLOSE_GRACE)
@@ -447,8 +445,9 @@ class Engine:
             if not future.done():
                 future.set_exception(error)
 
-    def _teardown(self, error: Optional[BaseException]) -> None:
-        """Ends everything: used once the client stops, on purpose or not."""
+    def _teardown(self, error: Optional[BaseException], spared: Optional[Hashable] = None) -> None:
+        """Ends everything: used once the client stops, on purpose or not. The
+        spared lane's running handler finishes; what waits behind it is dropped."""
         reader = self._reader_task
         if reader is not None and not reader.done():
             reader.cancel()
@@ -456,8 +455,14 @@ class Engine:
         if writer is not None:
             writer.close()
         self._link_up.clear()
-        for task in list(self._lane_tasks.values()):
-            task.cancel()
+        for lane_key, task in list(self._lane_tasks.items()):
+            if lane_key != spared:
+                task.cancel()
+                continue
+            lane = self._lanes[lane_key]
+            while len(lane) > 1:
+                lane.pop()
+                self._slots.release()
         self._fail_pending(NotConnectedError("the client stopped before the answer came"))
         if self._outbox:
             log.warning("dropped %d line(s) never sent: the client stopped while the link was down", len(self._outbox))

@@ -420,19 +420,27 @@ async def test_disconnect_waits_for_running_handlers_and_their_sends(fake):
     await task  # run_forever returns after disconnect()
 
 
-async def test_disconnect_from_a_handler_does_not_wait_for_that_handler(fake):
+async def test_disconnect_from_a_handler_neither_waits_for_nor_cancels_it(fake):
+    seen = []
+
     class Quitter(AsyncPyStrandsClient):
         async def on_message(self, message, context):
-            await self.disconnect(timeout=30)
+            seen.append(message)
+            if message == "quit":
+                await self.disconnect(timeout=30)
+                seen.append("went on after disconnect()")
 
     client = Quitter("127.0.0.1", fake.port, **FAST)
     task = asyncio.ensure_future(client.run_forever())
     link = await fake.link()
     started = time.monotonic()
-    await link.event("new_message", {"message": "quit", "context": CONTEXT})
+    for message in ("quit", "queued behind it"):
+        await link.event("new_message", {"message": message, "context": CONTEXT})
     await asyncio.wait_for(task, 5)
     assert time.monotonic() - started < 5
     assert await link.eof() == b""
+    await until(lambda: len(seen) == 2)
+    assert seen == ["quit", "went on after disconnect()"]
 
 
 async def test_an_answer_for_a_link_that_died_is_not_sent_on_the_next_one(fake):
