@@ -314,7 +314,7 @@ export class Ledger {
   }
 
   /** A backend process incarnation was started. */
-  start(owner: string): void {
+  backendStarted(owner: string): void {
     this.startedAt.set(owner, this.now());
   }
 
@@ -435,7 +435,7 @@ export class Ledger {
       for (const life of unmatched) if (life.port === link.port && (match === undefined || distance(life, link) < distance(match, link))) match = life;
       if (match) unmatched.delete(match);
       else if (link.port !== 0) problems.push(`${link.name} (port ${link.port}) is not in the broker's log`);
-      return { name: link.name, life: match, lost: this.broken(link), lastSeq: link.lastSeq };
+      return { name: link.name, life: match, lost: this.lost(link), lastSeq: link.lastSeq };
     });
     const silent = [...this.killed].filter((owner) => this.links.every((l) => l.owner !== owner || l.closedByBroker));
     // In join order: a backend started early enough for one link is for every later one.
@@ -484,10 +484,11 @@ export class Ledger {
   private describe(receiver: number): string {
     if (receiver === 0) return 'none';
     const info = this.links[receiver - 1] as Link;
-    return `${info.name}${this.broken(info) ? ' (lost)' : ''}`;
+    return `${info.name}${this.lost(info) ? ' (lost)' : ''}`;
   }
 
-  private broken(link: Link): boolean {
+  /** Killed, or closed by the broker: what it had not reported may be gone. */
+  private lost(link: Link): boolean {
     return link.closedByBroker || this.killed.has(link.owner);
   }
 }
@@ -557,7 +558,7 @@ class Backends {
     const name = `b${index}.${++slot.incarnation}`;
     const child = fork(__filename, ['backend', String(this.tcpPort)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     Object.assign(slot, { child, name, connected: false, restart: undefined });
-    this.ledger.start(name);
+    this.ledger.backendStarted(name);
     const links = new Map<number, number>();
     child.on('message', (message: FromBackend) => {
       if (message.t === 'got') {
@@ -956,7 +957,7 @@ async function soak(seconds: number): Promise<Outcome> {
       brokerIn === sent && audit.unexplained <= queued + dropped && audit.maxPerLink <= bound && audit.problems.length === 0,
       `sent ${sent} == received ${ledger.received} + queued ${queued} + dropped ${dropped} + in flight to killed backends ${audit.inFlight}` +
         (audit.unexplained > 0 ? ` + UNEXPLAINED ${audit.unexplained} (first: ${audit.unexplainedSample})` : '') +
-        `; in flight: ${audit.lostLinks} lost links (${audit.unreportedLinks} killed before their backend reported them), at most ${audit.maxPerLink} each (bound ${bound}); broker counted ${brokerIn} client messages in` +
+        `; in flight: ${audit.lostLinks} lost links (${audit.unreportedLinks} never reported: their backend was killed while connecting), at most ${audit.maxPerLink} each (bound ${bound}); broker counted ${brokerIn} client messages in` +
         (audit.problems.length > 0 ? `; LINKS NOT ACCOUNTED FOR: ${audit.problems.slice(0, 3).join('; ')}` : ''),
     );
     check('no duplicates or strays', ledger.duplicates === 0 && ledger.strays === 0, `${ledger.duplicates} duplicates, ${ledger.strays} ids never sent`);

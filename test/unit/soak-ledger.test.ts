@@ -83,7 +83,7 @@ const unexplained = (audit: Audit): void => {
 
 test('in flight: a link that had just taken the client over and was killed before reporting any of its messages', () => {
   const scene = new Scene();
-  scene.ledger.start('b0.1');
+  scene.ledger.backendStarted('b0.1');
   const audit = around(scene, (s) => {
     s.at(40).link('b0.1', 'b0.1/1', 40002);
     s.ledger.killed.add('b0.1');
@@ -97,7 +97,7 @@ test('in flight: a link that had just taken the client over and was killed befor
 test('in flight: a link whose backend was killed before it could report the connection', () => {
   const scene = new Scene();
   const audit = around(scene, (s) => {
-    s.at(30).ledger.start('b0.1');
+    s.at(30).ledger.backendStarted('b0.1');
     s.at(40).joined(40002);
     s.ledger.killed.add('b0.1');
     s.at(65).left(40002);
@@ -108,7 +108,7 @@ test('in flight: a link whose backend was killed before it could report the conn
 
 test('in flight: the tail of a killed link that had the client, the next message going to the link that replaced it', () => {
   const scene = new Scene();
-  scene.ledger.start('b0.1');
+  scene.ledger.backendStarted('b0.1');
   const dying = scene.at(0).link('b0.1', 'b0.1/1', 40002);
   scene.at(10).send(5).at(12).receive(dying, 1, 5);
   scene.at(60).send(5);
@@ -120,7 +120,7 @@ test('in flight: the tail of a killed link that had the client, the next message
 
 test('lost silently: a gap with no link leaving or joining between its last message and the next report', () => {
   const scene = new Scene();
-  scene.ledger.start('b0.1');
+  scene.ledger.backendStarted('b0.1');
   scene.at(0).link('b0.1', 'b0.1/1', 40002);
   around(scene, (s) => s.ledger.killed.add('b0.1'));
   unexplained(scene.at(500).left(40002).audit());
@@ -128,7 +128,7 @@ test('lost silently: a gap with no link leaving or joining between its last mess
 
 test('lost silently: a killed link left just then, but no link joined or left before to move the client onto it', () => {
   const scene = new Scene();
-  scene.ledger.start('b0.1');
+  scene.ledger.backendStarted('b0.1');
   scene.at(0).link('b0.1', 'b0.1/1', 40002);
   unexplained(
     around(scene, (s) => {
@@ -140,7 +140,7 @@ test('lost silently: a killed link left just then, but no link joined or left be
 
 test('lost silently: the link that got the message before the gap left long after the next one was reported', () => {
   const scene = new Scene();
-  scene.ledger.start('b0.1');
+  scene.ledger.backendStarted('b0.1');
   const first = scene.at(0).link('b0.1', 'b0.1/1', 40002);
   scene.at(10).send(5).at(12).receive(first, 1, 5);
   scene.at(60).send(5);
