@@ -152,6 +152,8 @@ function portOf(address: unknown): number {
 function startBroker(): Promise<BrokerProcess> {
   const child = spawn(process.execPath, [join(__dirname, '..', 'src', 'main.js'), ...BROKER_ARGS], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // However the soak ends (a startup timeout, a signal, a crash), it leaves no broker behind on a shared machine.
+  process.once('exit', () => child.kill('SIGKILL'));
   const logs = { warn: 0, error: 0, samples: [] as string[] };
   const linkEvents: LinkEvent[] = [];
   let stderr = '';
@@ -1015,9 +1017,12 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
   if (process.argv[2] === 'backend') runBackend(Number(process.argv[3]));
-  else
+  else {
+    // A signal (the test runner's timeout, Ctrl-C) exits through 'exit', which stops the broker.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(1));
     main().catch((err: unknown) => {
       console.error('soak: FAIL', err);
       process.exit(1);
     });
+  }
 }
