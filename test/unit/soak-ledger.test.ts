@@ -1,9 +1,10 @@
 /**
  * The soak's accounting (scripts/soak.ts): which missing client messages it
  * counts as in flight to a killed backend, and which as lost silently. Each
- * scene is one client whose messages go to the link `early` (a backend that
- * stays up), then missing #6..#10, then to `early` again; the broker's log of
- * link events is written by hand on the ledger's clock.
+ * scene is one client whose #6..#10 are missing, between #1..#5 and #11..#15
+ * received by the link `early` (a backend that stays up) or by the link of a
+ * backend that is killed; the broker's log of link events is written by hand
+ * on the ledger's clock.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,6 +71,16 @@ function around(scene: Scene, during: (scene: Scene) => void): Scene {
   return scene.at(110).send(5).at(112).receive(scene.early, 11, 15);
 }
 
+/** #1..#5 sent at 10 ms and reported by `b0.1/1` (joined at 0 ms), #6..#10 sent at 60 ms (missing); b0.1 is killed. */
+function afterDyingLink(): Scene {
+  const scene = new Scene();
+  scene.ledger.backendStarted('b0.1');
+  const dying = scene.at(0).link('b0.1', 'b0.1/1', 40002);
+  scene.at(10).send(5).at(12).receive(dying, 1, 5).at(60).send(5);
+  scene.ledger.killed.add('b0.1');
+  return scene;
+}
+
 const inFlight = (audit: Audit): void => {
   assert.equal(audit.unexplained, 0, audit.unexplainedSample);
   assert.equal(audit.inFlight, 5);
@@ -107,15 +118,8 @@ test('in flight: a link whose backend was killed before it could report the conn
 });
 
 test('in flight: the tail of a killed link that had the client, the next message going to the link that replaced it', () => {
-  const scene = new Scene();
-  scene.ledger.backendStarted('b0.1');
-  const dying = scene.at(0).link('b0.1', 'b0.1/1', 40002);
-  scene.at(10).send(5).at(12).receive(dying, 1, 5);
-  scene.at(60).send(5);
-  scene.ledger.killed.add('b0.1');
-  scene.at(65).left(40002);
-  scene.at(110).send(5).at(112).receive(scene.early, 11, 15);
-  inFlight(scene.audit());
+  const scene = afterDyingLink().at(65).left(40002);
+  inFlight(scene.at(110).send(5).at(112).receive(scene.early, 11, 15).audit());
 });
 
 test('lost silently: a gap with no link leaving or joining between its last message and the next report', () => {
@@ -139,15 +143,8 @@ test('lost silently: a killed link left just then, but no link joined or left be
 });
 
 test('lost silently: the link that got the message before the gap left long after the next one was reported', () => {
-  const scene = new Scene();
-  scene.ledger.backendStarted('b0.1');
-  const first = scene.at(0).link('b0.1', 'b0.1/1', 40002);
-  scene.at(10).send(5).at(12).receive(first, 1, 5);
-  scene.at(60).send(5);
-  scene.at(110).send(5).at(112).receive(scene.early, 11, 15);
-  scene.ledger.killed.add('b0.1');
-  scene.at(400).left(40002);
-  unexplained(scene.audit());
+  const scene = afterDyingLink();
+  unexplained(scene.at(110).send(5).at(112).receive(scene.early, 11, 15).at(400).left(40002).audit());
 });
 
 test('lost silently: a link that stayed up is never where messages were in flight to', () => {
