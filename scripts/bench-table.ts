@@ -39,7 +39,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { measureMicro, type MicroRatios } from '../bench/micro/run-all';
-import { runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName } from '../src/bench';
+import { DEFAULTS, runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName } from '../src/bench';
 import { pinHarness } from './bench-gate';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -205,7 +205,7 @@ async function measureOn(target: string, scenario: ScenarioName, o: TableOptions
   const other = o.others.find((x) => x.name === target)!;
   const server = await startOther(other, cpu);
   try {
-    return await runScenario({ ...options, url: `ws://127.0.0.1:${server.ws}/bench`, tcp: { host: '127.0.0.1', port: server.tcp }, targetPid: server.pid });
+    return await runScenario({ ...options, url: `ws://127.0.0.1:${server.ws}${new URL(DEFAULTS.url).pathname}`, tcp: { host: '127.0.0.1', port: server.tcp }, targetPid: server.pid });
   } finally {
     await server.stop();
   }

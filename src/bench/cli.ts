@@ -1,4 +1,4 @@
-import { Argument, InvalidArgumentError, Option, type Command } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_RATE, DEFAULTS, SCENARIO_NAMES, parseHostPort, type BenchOptions, type ScenarioName } from './options';
 import { writeOutputs } from './outputs';
 import { StatusLine } from './progress';
@@ -62,11 +62,13 @@ function hostPort(text: string): string {
   return text;
 }
 
-/** Adds `bench <scenario>`, the bundled load harness, to the strands CLI. */
-export function registerBenchCommand(program: Command): void {
+/**
+ * `strands bench <scenario>`, the bundled load harness, as a command of its own:
+ * main.ts loads this module, and the harness with it, only when `strands bench` runs.
+ */
+export function benchCommand(): Command {
   const d = DEFAULTS;
-  program
-    .command('bench')
+  return new Command('strands bench')
     .description('measure a broker (or the bare uWebSockets.js baseline) under load')
     .addArgument(new Argument('<scenario>', 'what to measure').choices(SCENARIO_NAMES))
     .option('--url <url>', 'target WebSocket URL', d.url)

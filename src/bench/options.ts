@@ -42,7 +42,8 @@ export interface BenchOptions {
 export const DEFAULT_RATE: Partial<Record<ScenarioName, number>> = { throughput: 10_000, fanout: 100, broadcast: 100 };
 
 export const DEFAULTS: Omit<BenchOptions, 'scenario' | 'rate'> = {
-  url: 'ws://127.0.0.1:8080/bench',
+  // Under /ws/: the PyStrands Go broker serves only that; strands accepts any path.
+  url: 'ws://127.0.0.1:8080/ws/bench',
   tcp: { host: '127.0.0.1', port: 8081 },
   clients: 100,
   duration: 10,
