@@ -20,10 +20,10 @@
  *
  * --other starts the command with `{ws}` and `{tcp}` replaced by free ports
  * (through `sh -c 'exec ...'`, pinned to CPU 0), waits until both ports accept
- * connections, measures it like strands (its CPU and RSS are read from the
- * pid of the exec'd command, so start the broker itself, not a wrapper that
- * forks it), then stops it with SIGTERM. Its WebSocket URL is
- * ws://127.0.0.1:{ws}/bench and its backend port 127.0.0.1:{tcp}.
+ * connections, measures it like strands (CPU and RSS of the exec'd command,
+ * or of its one descendant that listens on {ws}; start the broker itself all
+ * the same, since SIGTERM goes to the exec'd command only), then stops it with SIGTERM. Its WebSocket URL is
+ * ws://127.0.0.1:{ws}/ws/bench and its backend port 127.0.0.1:{tcp}.
  *
  * --from-results renders from bench/results/table.json and the files it lists,
  * without measuring. --doc FILE replaces the text between the

@@ -83,7 +83,7 @@ export function benchCommand(): Command {
     .option('--connections <n>', 'connections to open (connect)', whole(1), d.connections)
     .option('--concurrency <n>', 'handshakes in flight at once', whole(1), d.concurrency)
     .option('--drain <s>', 'grace after the window for messages in flight, before they count as lost', positive, d.drain)
-    .option('--target-pid <pid>', 'measure CPU and RSS of this process (the broker)', whole(1))
+    .option('--target-pid <pid>', "measure CPU and RSS of the broker: this process, or the one of its descendants that listens on --url's port (when given npm's or a shell's pid)", whole(1))
     .option('--json <file>', 'write the result as JSON')
     .option('--report <file.html>', 'write a self-contained HTML report')
     .addOption(new Option('--baseline', 'target a bare uWebSockets.js server started by the harness instead of a broker').conflicts(['compare', 'spawn']))
