@@ -263,11 +263,11 @@ function scenarioLabel(r: BenchResult): string {
     case 'throughput':
       return `throughput, ${c.clients} clients, ${grouped.format(c.rate ?? 0)} msgs/s`;
     case 'fanout':
-      return `fanout, room of ${grouped.format(c.roomSize)}, ${c.rate} publishes/s`;
+      return `fanout, room of ${grouped.format(c.roomSize ?? 0)}, ${c.rate} publishes/s`;
     case 'broadcast':
       return `broadcast, ${c.clients} clients, ${c.rate} broadcasts/s`;
     case 'connect':
-      return `connect, ${grouped.format(c.connections)} connections (${c.concurrency} at a time)`;
+      return `connect, ${grouped.format(c.connections ?? 0)} connections (${c.concurrency} at a time)`;
   }
 }
 

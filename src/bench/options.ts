@@ -3,6 +3,9 @@ import { MIN_PAYLOAD } from './payload';
 export const SCENARIO_NAMES = ['pingpong', 'throughput', 'fanout', 'broadcast', 'connect'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
+/** Options that only some scenarios use; every run uses duration, workers and concurrency. */
+export type ScenarioOption = 'clients' | 'warmup' | 'payload' | 'rate' | 'roomSize' | 'connections' | 'drain';
+
 export interface HostPort {
   host: string;
   port: number;
