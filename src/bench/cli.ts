@@ -1,13 +1,19 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_RATE, DEFAULTS, SCENARIO_NAMES, parseHostPort, type BenchOptions, type ScenarioName } from './options';
+import { checkNodeChoice, DEFAULT_RATE, DEFAULTS, MAX_NODES, resolveOptions, SCENARIO_NAMES, parseHostPort, type BenchOptions, type ScenarioName } from './options';
 import { writeOutputs } from './outputs';
 import { StatusLine } from './progress';
 import { formatText, overallVerdict } from './report-text';
 import { compareWithBaseline, runOn, type Target } from './targets';
 
 interface BenchFlags {
-  url: string;
-  tcp: string;
+  /** A string while only the default is there; every --url given, once one is. */
+  url: string | string[];
+  tcp: string | string[];
+  backendNode: number;
+  clientNodes?: number[];
+  metrics?: string[];
+  natsPid?: number;
+  nodes: number;
   clients: number;
   duration: number;
   payload: number;
@@ -18,7 +24,7 @@ interface BenchFlags {
   connections: number;
   concurrency: number;
   drain: number;
-  targetPid?: number;
+  targetPid?: number[];
   json?: string;
   report?: string;
   baseline?: boolean;
@@ -37,12 +43,16 @@ const SCENARIO_HELP = `scenarios:
 The harness runs its own backend (our SDK) on the target's --tcp port and its WebSocket clients in --workers
 child processes. Pin roles to cores when measuring, e.g. broker on core 0 and harness on core 1:
   taskset -c 1 strands bench pingpong --spawn --server-cpu 0 --compare
+A cluster: --spawn --nodes 2 starts nats-server and two brokers joined to it (all pinned to --server-cpu), spreads
+the clients over both and reports each broker's CPU per delivery, their sum, nats-server's CPU, the latency that
+crossing nodes adds and the bus's frames/s. A cluster already running: give --url once per node (and --target-pid,
+--metrics once per node, in the same order; --tcp once or once per node).
 A run that lost messages or saw errors says so in its verdict and exits with status 1.`;
 
-function whole(min: number): (text: string) => number {
+function whole(min: number, max = Infinity): (text: string) => number {
   return (text) => {
     const n = Number(text);
-    if (!/^\d+$/.test(text.trim()) || n < min) throw new InvalidArgumentError(`expected a whole number >= ${min}`);
+    if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw new InvalidArgumentError(max === Infinity ? `expected a whole number >= ${min}` : `expected a whole number from ${min} to ${max}`);
     return n;
   };
 }
@@ -63,6 +73,19 @@ function hostPort(text: string): string {
 }
 
 /**
+ * An option that may be given more than once: the values in order. The first
+ * one given replaces the default, which commander hands over as `previous`.
+ */
+function repeatable<T>(parse: (text: string) => T): (text: string, previous: T[] | T | undefined) => T[] {
+  return (text, previous) => [...(Array.isArray(previous) ? previous : []), parse(text)];
+}
+
+/** "1,3": whole numbers >= 1, comma-separated. */
+function nodeList(text: string): number[] {
+  return text.split(',').map(whole(1));
+}
+
+/**
  * `strands bench <scenario>`, the bundled load harness, as a command of its own:
  * main.ts loads this module, and the harness with it, only when `strands bench` runs.
  */
@@ -71,8 +94,11 @@ export function benchCommand(): Command {
   return new Command('strands bench')
     .description('measure a broker (or the bare uWebSockets.js baseline) under load')
     .addArgument(new Argument('<scenario>', 'what to measure').choices(SCENARIO_NAMES))
-    .option('--url <url>', 'target WebSocket URL', d.url)
-    .option('--tcp <host:port>', "target's backend TCP address", hostPort, `${d.tcp.host}:${d.tcp.port}`)
+    .option('--url <url>', 'target WebSocket URL; once per node of a cluster (clients are spread round-robin over them)', repeatable(String), d.url)
+    .option('--tcp <host:port>', "target's backend TCP address, where the harness's backend connects; once, or once per --url", repeatable(hostPort), `${d.tcp.host}:${d.tcp.port}`)
+    .option('--backend-node <n>', "with several nodes: the one (1-based, in --url order) the harness's backend is on", whole(1), d.backendNode)
+    .option('--client-nodes <list>', 'with several nodes: those (comma-separated, 1-based) whose clients are spread over (default: all)', nodeList)
+    .option('--nodes <n>', `with --spawn: start this many brokers (up to ${MAX_NODES}) as a cluster over a nats-server the harness starts too`, whole(1, MAX_NODES), 1)
     .option('--clients <n>', 'WebSocket clients (pingpong, throughput, broadcast)', whole(1), d.clients)
     .option('--duration <s>', 'measured window, seconds (connect: how long connections are held)', positive, d.duration)
     .option('--warmup <s>', 'traffic before the measured window, seconds', positive, d.warmup)
@@ -83,7 +109,9 @@ export function benchCommand(): Command {
     .option('--connections <n>', 'connections to open (connect)', whole(1), d.connections)
     .option('--concurrency <n>', 'handshakes in flight at once', whole(1), d.concurrency)
     .option('--drain <s>', 'grace after the window for messages in flight, before they count as lost', positive, d.drain)
-    .option('--target-pid <pid>', "measure CPU and RSS of the broker: this process, or the one of its descendants that listens on --url's port (when given npm's or a shell's pid)", whole(1))
+    .option('--target-pid <pid>', "measure CPU and RSS of the broker: this process, or the one of its descendants that listens on --url's port (when given npm's or a shell's pid); once per --url", repeatable(whole(1)))
+    .option('--metrics <host:port>', "a cluster node's metrics address (its --metrics-port), once per --url: the bus's frames/s", repeatable(hostPort))
+    .option('--nats-pid <pid>', "a cluster's nats-server: its CPU is reported apart from the brokers'", whole(1))
     .option('--json <file>', 'write the result as JSON')
     .option('--report <file.html>', 'write a self-contained HTML report')
     .addOption(new Option('--baseline', 'target a bare uWebSockets.js server started by the harness instead of a broker').conflicts(['compare', 'spawn']))
@@ -91,12 +119,17 @@ export function benchCommand(): Command {
     .option('--spawn', 'target a broker of this build started by the harness on free ports (its pid is measured)')
     .option('--server-cpu <n>', 'pin servers the harness starts (--spawn, --baseline, --compare) to this CPU with taskset', whole(0))
     .addHelpText('after', `\n${SCENARIO_HELP}`)
-    .action(async (scenario: ScenarioName, flags: BenchFlags) => {
+    .action(async (scenario: ScenarioName, flags: BenchFlags, command: Command) => {
       const status = new StatusLine();
+      const tcp = typeof flags.tcp === 'string' ? [flags.tcp] : flags.tcp;
       const options: Partial<BenchOptions> & { scenario: ScenarioName } = {
         scenario,
         url: flags.url,
-        tcp: parseHostPort(flags.tcp),
+        tcp: tcp.length === 1 ? parseHostPort(tcp[0]!) : tcp.map(parseHostPort),
+        backendNode: flags.backendNode,
+        clientNodes: flags.clientNodes,
+        metrics: flags.metrics?.map(parseHostPort),
+        natsPid: flags.natsPid,
         clients: flags.clients,
         duration: flags.duration,
         warmup: flags.warmup,
@@ -107,10 +140,19 @@ export function benchCommand(): Command {
         connections: flags.connections,
         concurrency: flags.concurrency,
         drain: flags.drain,
-        targetPid: flags.targetPid,
+        targetPid: flags.targetPid?.length === 1 ? flags.targetPid[0] : flags.targetPid,
         onProgress: status.update,
       };
-      const target: Target = flags.baseline ? { kind: 'baseline' } : flags.spawn ? { kind: 'spawn' } : { kind: 'running' };
+      if (flags.nodes > 1 && !flags.spawn) command.error('error: --nodes starts a cluster: it needs --spawn');
+      if (flags.nodes > 1 && flags.compare) command.error('error: a cluster is not compared with the baseline: measure it and one broker (--nodes 1) in two runs');
+      try {
+        // The servers the harness starts replace the URLs, addresses and pids; what is left is checked before anything starts.
+        if (flags.spawn || flags.baseline) checkNodeChoice(flags.nodes, options.backendNode!, options.clientNodes);
+        else resolveOptions(options);
+      } catch (err) {
+        command.error(`error: ${(err as Error).message}`);
+      }
+      const target: Target = flags.baseline ? { kind: 'baseline' } : flags.spawn ? { kind: 'spawn', nodes: flags.nodes } : { kind: 'running' };
       let result;
       try {
         result = flags.compare ? await compareWithBaseline(target, options, flags.serverCpu) : await runOn(target, options, flags.serverCpu);

@@ -6,7 +6,8 @@ export type ClientRole = 'closed-loop' | 'open-loop' | 'receive' | 'idle';
 export type ToWorker =
   | {
       type: 'open';
-      url: string;
+      /** Client `index` connects to urls[index % urls.length]: spread round-robin over a cluster's nodes. */
+      urls: string[];
       /** Client ids are `<runId>-<index>` for index in [first, first + count). */
       runId: string;
       first: number;
@@ -38,9 +39,10 @@ export interface Counters {
 
 export interface OpenedReport {
   type: 'opened';
-  ok: number;
-  /** Handshake latency, encoded histogram. */
-  handshakes: string;
+  /** Clients opened, per URL. */
+  ok: number[];
+  /** Handshake latency per URL, encoded histograms. */
+  handshakes: string[];
   firstStartUs: number;
   lastOpenUs: number;
   /** Connections opened in each second since baseUs. */
@@ -53,9 +55,10 @@ export interface ResultReport {
   type: 'result';
   /** Sends whose intended time fell in the measured window. */
   measuredSent: number;
-  /** Receipts of such messages; their latencies are in `latency`. */
-  measured: number;
-  latency: string;
+  /** Receipts of such messages per URL the receiving client connected to; their latencies are in `latency`. */
+  measured: number[];
+  /** Latency per URL, encoded histograms. */
+  latency: string[];
   /** Measured receipts per second of the window, by send time. */
   perSecond: number[];
   lost: number;

@@ -9,9 +9,19 @@ export interface ServerProcess {
   wsPort: number;
   /** The broker's backend port; undefined for the baseline, which has none. */
   tcpPort: number | undefined;
+  /** The broker's metrics port, when started with --metrics-port. */
+  metricsPort: number | undefined;
   /** ws://127.0.0.1:<wsPort><path> */
   url(path?: string): string;
   /** SIGTERM, then SIGKILL if it has not exited after a few seconds. */
+  stop(): Promise<void>;
+}
+
+/** Debian's nats-server, started by the harness on a free port of 127.0.0.1. */
+export interface NatsProcess {
+  pid: number;
+  /** nats://127.0.0.1:<port> */
+  url: string;
   stop(): Promise<void>;
 }
 
@@ -29,41 +39,72 @@ const STOP_TIMEOUT_MS = 5000;
 const TAIL_CHARS = 4000;
 
 /** Starts this build's broker (dist/src/main.js) on free ports; `args` are extra broker flags. */
-export function startBrokerProcess(args: string[] = [], opts: SpawnOptions = {}): Promise<ServerProcess> {
-  return spawnServer(BROKER_MAIN, ['--host', '127.0.0.1', '--ws-port', '0', '--tcp-port', '0', ...args], BROKER_READY_MSG, opts.cpu);
+export async function startBrokerProcess(args: string[] = [], opts: SpawnOptions = {}): Promise<ServerProcess> {
+  const { pid, ready, stop } = await spawnUntilReady('main.js', [process.execPath, BROKER_MAIN, '--host', '127.0.0.1', '--ws-port', '0', '--tcp-port', '0', ...args], 'stdout', jsonReadyLine(BROKER_READY_MSG), opts.cpu);
+  return serverProcess(pid, ready, stop);
 }
 
 /** Starts the bare uWebSockets.js server (baseline-server.ts) on a free port. */
-export function startBaselineProcess(opts: SpawnOptions = {}): Promise<ServerProcess> {
-  return spawnServer(BASELINE_MAIN, ['--port', '0'], BASELINE_READY_MSG, opts.cpu);
+export async function startBaselineProcess(opts: SpawnOptions = {}): Promise<ServerProcess> {
+  const { pid, ready, stop } = await spawnUntilReady('baseline-server.js', [process.execPath, BASELINE_MAIN, '--port', '0'], 'stdout', jsonReadyLine(BASELINE_READY_MSG), opts.cpu);
+  return serverProcess(pid, ready, stop);
+}
+
+/** Starts Debian's nats-server on a free port of 127.0.0.1; resolves once it says it is ready. */
+export async function startNatsProcess(opts: SpawnOptions = {}): Promise<NatsProcess> {
+  let port: number | undefined;
+  const ready = (line: string): number | undefined => {
+    const listening = /Listening for client connections on \S+:(\d+)/.exec(line);
+    if (listening) port = Number(listening[1]);
+    return line.includes('Server is ready') ? port : undefined;
+  };
+  try {
+    const started = await spawnUntilReady('nats-server', ['nats-server', '-a', '127.0.0.1', '-p', '-1'], 'stderr', ready, opts.cpu);
+    return { pid: started.pid, url: `nats://127.0.0.1:${started.ready}`, stop: started.stop };
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n(a cluster run needs nats-server: apt-get install nats-server)`);
+  }
+}
+
+function serverProcess(pid: number, ready: ReadyPorts, stop: () => Promise<void>): ServerProcess {
+  return { pid, wsPort: ready.ws, tcpPort: ready.tcp, metricsPort: ready.metrics, url: (p = '/') => `ws://127.0.0.1:${ready.ws}${p}`, stop };
 }
 
 /**
- * Runs `node script args` (under `taskset -c cpu` when given) and resolves once
- * it prints the JSON line whose `msg` is `readyMsg`, reading its ports from the
- * line's `ws` and `tcp` fields ("host:port").
+ * Runs `argv` (`name` in errors; under `taskset -c cpu` when given) and resolves once `ready`
+ * returns a value for a line of its `stream`, with that value, its pid and a
+ * stop(): SIGTERM, then SIGKILL after a few seconds.
  */
-function spawnServer(script: string, args: string[], readyMsg: string, cpu: number | undefined): Promise<ServerProcess> {
-  const node = [process.execPath, script, ...args];
-  const [command, ...argv] = cpu === undefined ? node : ['taskset', '-c', String(cpu), ...node];
-  // taskset execs node in place, so the child's pid is the server's.
-  const child = spawn(command!, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnUntilReady<T>(name: string, argv: string[], stream: 'stdout' | 'stderr', ready: (line: string) => T | undefined, cpu: number | undefined): Promise<{ pid: number; ready: T; stop(): Promise<void> }> {
+  const [command, ...args] = cpu === undefined ? argv : ['taskset', '-c', String(cpu), ...argv];
+  // taskset execs the program in place, so the child's pid is the server's.
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   const keepTail = (chunk: Buffer): void => {
     tail = (tail + chunk.toString()).slice(-TAIL_CHARS);
   };
-  child.stderr.on('data', keepTail);
+  const watched = child[stream];
+  const other = stream === 'stdout' ? child.stderr : child.stdout;
+  other.on('data', keepTail);
   const killOnExit = (): void => {
     child.kill('SIGKILL');
   };
   process.once('exit', killOnExit);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(timer);
+  };
 
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {
       child.kill('SIGKILL');
       process.removeListener('exit', killOnExit);
-      reject(new Error(`${path.basename(script)} ${why}${tail ? `:\n${tail.trim()}` : ''}`));
+      reject(new Error(`${name} ${why}${tail ? `:\n${tail.trim()}` : ''}`));
     };
     const timer = setTimeout(() => fail(`was not listening after ${READY_TIMEOUT_MS} ms`), READY_TIMEOUT_MS);
     child.once('error', (err) => fail(`could not start (${err.message})`));
@@ -77,41 +118,72 @@ function spawnServer(script: string, args: string[], readyMsg: string, cpu: numb
       while ((nl = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
-        const ready = readyLine(line, readyMsg);
-        if (!ready) continue;
+        const value = ready(line);
+        if (value === undefined) continue;
         clearTimeout(timer);
         child.off('exit', exitEarly);
         // Keep reading (and dropping) its output: a full pipe would block the server.
-        child.stdout.off('data', onData);
-        child.stdout.resume();
-        resolve({
-          pid: child.pid!,
-          wsPort: ready.ws,
-          tcpPort: ready.tcp,
-          url: (p = '/') => `ws://127.0.0.1:${ready.ws}${p}`,
-          stop: async () => {
-            process.removeListener('exit', killOnExit);
-            if (child.exitCode !== null || child.signalCode !== null) return;
-            const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-            child.kill('SIGTERM');
-            await exited;
-            clearTimeout(timer);
-          },
-        });
+        watched.off('data', onData);
+        watched.resume();
+        other.off('data', keepTail);
+        other.resume();
+        resolve({ pid: child.pid!, ready: value, stop });
         return;
       }
     };
-    child.stdout.on('data', onData);
+    watched.on('data', onData);
   });
 }
 
-function readyLine(line: string, readyMsg: string): { ws: number; tcp: number | undefined } | undefined {
-  let entry: { msg?: unknown; ws?: unknown; tcp?: unknown };
-  try {
-    entry = JSON.parse(line) as typeof entry;
-  } catch {
-    return undefined;
+interface ReadyPorts {
+  ws: number;
+  tcp: number | undefined;
+  metrics: number | undefined;
+}
+
+/** Reads the ports from the JSON line whose `msg` is `readyMsg` ("host:port" in `ws`, `tcp`, `metrics`). */
+function jsonReadyLine(readyMsg: string): (line: string) => ReadyPorts | undefined {
+  return (line) => {
+    let entry: { msg?: unknown; ws?: unknown; tcp?: unknown; metrics?: unknown };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      return undefined;
+    }
+    if (entry.msg !== readyMsg || typeof entry.ws !== 'string') return undefined;
+    const port = (v: unknown): number | undefined => (typeof v === 'string' ? parseHostPort(v).port : undefined);
+    return { ws: parseHostPort(entry.ws).port, tcp: port(entry.tcp), metrics: port(entry.metrics) };
+  };
+}
+
+/** A nats-server and brokers of this build joined to it, started by the harness. */
+export interface ClusterProcesses {
+  nats: NatsProcess;
+  /** Nodes bench-1 to bench-N, in order. */
+  brokers: ServerProcess[];
+  /** Stops the brokers, then nats-server. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts nats-server and `nodes` brokers with --cluster on it, each with its
+ * own node id (bench-1, bench-2, ...) and its metrics on a free port; all
+ * pinned to `opts.cpu` when given. `args` are extra flags for every broker.
+ */
+export async function startClusterProcesses(nodes: number, args: string[] = [], opts: SpawnOptions = {}): Promise<ClusterProcesses> {
+  const nats = await startNatsProcess(opts);
+  const started = await Promise.allSettled(
+    Array.from({ length: nodes }, (_, i) => startBrokerProcess(['--cluster', nats.url, '--node-id', `bench-${i + 1}`, '--metrics-port', '0', ...args], opts)),
+  );
+  const brokers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stop = async (): Promise<void> => {
+    await Promise.all(brokers.map((b) => b.stop()));
+    await nats.stop();
+  };
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
   }
-  if (entry.msg !== readyMsg || typeof entry.ws !== 'string') return undefined;
-  return { ws: parseHostPort(entry.ws).port, tcp: typeof entry.tcp === 'string' ? parseHostPort(entry.tcp).port : undefined };
+  return { nats, brokers, stop };
 }

@@ -1,16 +1,16 @@
 import { formatNumber } from './format';
 import { overallVerdict } from './report-text';
 import type { BenchResult } from './result';
-import { notes, runsOf, summaryRows, title } from './summary';
+import { clusterLines, nodeRows, notes, runsOf, summaryRows, title, type SummaryRow } from './summary';
 
 /** The results as one self-contained HTML page: tables and inline SVG plots, nothing fetched. */
 export function renderHtml(result: BenchResult): string {
   const runs = runsOf(result);
   const rows = summaryRows(result);
   const head = `<tr><th></th>${runs.map((r) => `<th>${esc(r.target.kind)}</th>`).join('')}${result.baseline ? `<th>${esc(result.target.kind)}/baseline</th>` : ''}</tr>`;
-  const body = rows
-    .map((row) => `<tr><th>${esc(row.label)}</th>${row.values.map((v) => `<td>${esc(v)}</td>`).join('')}${result.baseline ? `<td>${esc(row.ratio ?? '')}</td>` : ''}</tr>`)
-    .join('\n');
+  const body = rows.map((row) => htmlRow(row, result.baseline !== undefined)).join('\n');
+  const nodes = nodeRows(result);
+  const cluster = nodes.length === 0 ? '' : `<h2>Nodes</h2>\n<table>\n${nodes.map((row) => htmlRow(row, false)).join('\n')}\n</table>\n${clusterLines(result).map((l) => `<p>${esc(l)}</p>`).join('\n')}\n`;
   const warnings = notes(result);
   const latencyName = result.scenario === 'connect' ? 'Handshake latency' : 'Latency';
   return `<!DOCTYPE html>
@@ -39,7 +39,7 @@ pre { background: #f6f6f6; padding: 1em; overflow: auto; }
 ${head}
 ${body}
 </table>
-${warnings.length > 0 ? `<ul>${warnings.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}
+${cluster}${warnings.length > 0 ? `<ul>${warnings.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}
 <h2>${latencyName} by percentile</h2>
 ${latencyChart(runs)}
 <h2>${esc(result.results.unit)} per second${result.scenario === 'connect' ? ' while opening' : ''}</h2>
@@ -49,6 +49,11 @@ ${perSecondChart(runs)}
 </body>
 </html>
 `;
+}
+
+/** A label and its values; with `ratio`, one more cell for the run / baseline ratio. */
+function htmlRow(row: SummaryRow, ratio: boolean): string {
+  return `<tr><th>${esc(row.label)}</th>${row.values.map((v) => `<td>${esc(v)}</td>`).join('')}${ratio ? `<td>${esc(row.ratio ?? '')}</td>` : ''}</tr>`;
 }
 
 const COLORS = ['#1f6fb4', '#e8740c'];

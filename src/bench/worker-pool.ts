@@ -7,9 +7,19 @@ import type { ClientRole, Counters, FromWorker, OpenedReport, ResultReport, ToWo
 const WORKER_MODULE = path.join(__dirname, 'worker.js');
 const EXIT_WAIT_MS = 5000;
 
+/** What the clients of one URL (one node) measured. */
+export interface NodeSummary {
+  /** Clients opened (open), or receipts measured (drain). */
+  count: number;
+  /** Handshake latency (open), or message latency (drain). */
+  latency: Histogram;
+}
+
 export interface OpenSummary {
   ok: number;
   handshakes: Histogram;
+  /** Per URL given to open(). */
+  byUrl: NodeSummary[];
   firstStartUs: number;
   lastOpenUs: number;
   perSecond: number[];
@@ -23,6 +33,8 @@ export interface DrainSummary {
   measuredSent: number;
   measured: number;
   latency: Histogram;
+  /** Per URL given to open(). */
+  byUrl: NodeSummary[];
   perSecond: number[];
   lost: number;
   /** Every error since the workers started (opening included). */
@@ -85,15 +97,18 @@ export class WorkerPool {
     return sum;
   }
 
-  async open(url: string, runId: string, concurrency: number, baseUs: number): Promise<OpenSummary> {
+  /** Opens the clients, client i on urls[i % urls.length]. */
+  async open(urls: string[], runId: string, concurrency: number, baseUs: number): Promise<OpenSummary> {
     const perWorker = Math.max(1, Math.ceil(concurrency / this.size));
-    const reports = await this.ask('opened', (share) => ({ type: 'open', url, runId, first: share.first, count: share.count, concurrency: perWorker, baseUs }));
+    const reports = await this.ask('opened', (share) => ({ type: 'open', urls, runId, first: share.first, count: share.count, concurrency: perWorker, baseUs }));
     const errors = new ErrorTally();
     for (const r of reports) errors.merge(0, r.errorSamples);
+    const byUrl = perUrl(reports.map((r) => r.ok), reports.map((r) => r.handshakes));
     return {
       errorSamples: errors.samples,
-      ok: sum(reports.map((r) => r.ok)),
-      handshakes: mergeHistograms(reports.map((r) => r.handshakes)),
+      ok: sum(byUrl.map((n) => n.count)),
+      handshakes: mergeHistograms(reports.flatMap((r) => r.handshakes)),
+      byUrl,
       firstStartUs: Math.min(...reports.map((r) => r.firstStartUs)),
       lastOpenUs: Math.max(...reports.map((r) => r.lastOpenUs)),
       perSecond: addArrays(reports.map((r) => r.perSecond)),
@@ -112,10 +127,12 @@ export class WorkerPool {
     const reports = await this.ask('result', () => (perClient === undefined ? { type: 'drain', graceMs } : { type: 'drain', perClient, graceMs }));
     const errors = new ErrorTally();
     for (const r of reports) errors.merge(r.errors, r.errorSamples);
+    const byUrl = perUrl(reports.map((r) => r.measured), reports.map((r) => r.latency));
     return {
       measuredSent: sum(reports.map((r) => r.measuredSent)),
-      measured: sum(reports.map((r) => r.measured)),
-      latency: mergeHistograms(reports.map((r) => r.latency)),
+      measured: sum(byUrl.map((n) => n.count)),
+      latency: mergeHistograms(reports.flatMap((r) => r.latency)),
+      byUrl,
       perSecond: addArrays(reports.map((r) => r.perSecond)),
       lost: sum(reports.map((r) => r.lost)),
       errors,
@@ -166,6 +183,11 @@ function split(total: number, parts: number): Share[] {
     first += count;
   }
   return shares;
+}
+
+/** Each worker's per-URL counts and histograms, summed and merged per URL. */
+function perUrl(counts: number[][], histograms: string[][]): NodeSummary[] {
+  return (counts[0] ?? []).map((_, i) => ({ count: sum(counts.map((c) => c[i] ?? 0)), latency: mergeHistograms(histograms.map((h) => h[i]!)) }));
 }
 
 function sum(values: number[]): number {

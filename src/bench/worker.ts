@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { nowUs, sleepUntil } from './clock';
 import { ErrorTally } from './error-tally';
-import { createHistogram, encodeHistogram } from './histogram';
+import { createHistogram, encodeHistogram, type Histogram } from './histogram';
 import type { ClientRole, FromWorker, ToWorker } from './ipc';
 import { OpenLoop } from './open-loop';
 import { PayloadWriter, readSendTime } from './payload';
@@ -18,6 +18,8 @@ const TICK_MS = 1000;
 
 interface Client {
   readonly ws: WebSocket;
+  /** The index of the URL it connected to: its node. */
+  readonly node: number;
   open: boolean;
   /** Its first failure was counted; later events of the same socket are not. */
   failed: boolean;
@@ -39,8 +41,9 @@ class Worker {
   private measureStartUs = Infinity;
   private measureEndUs = -Infinity;
   private measuredSent = 0;
-  private measured = 0;
-  private readonly latency = createHistogram();
+  /** Per URL (node), set up when the clients are opened. */
+  private measured: number[] = [];
+  private latency: Histogram[] = [];
   private perSecond: number[] = [];
   private clientsAtGo = 0;
   private cpuMark: NodeJS.CpuUsage | undefined;
@@ -70,25 +73,25 @@ class Worker {
 
   private async open(msg: Extract<ToWorker, { type: 'open' }>): Promise<void> {
     const cpuStart = process.cpuUsage();
-    const handshakes = createHistogram();
+    const handshakes = msg.urls.map(() => createHistogram());
+    const ok = msg.urls.map(() => 0);
+    this.measured = msg.urls.map(() => 0);
+    this.latency = msg.urls.map(() => createHistogram());
     const perSecond: number[] = [];
     let firstStartUs = Infinity;
     let lastOpenUs = 0;
-    let failed = 0;
     const openOne = (index: number): Promise<void> =>
       new Promise((resolve) => {
         const id = clientId(msg.runId, index);
-        const url = new URL(msg.url);
+        const node = index % msg.urls.length;
+        const url = new URL(msg.urls[node]!);
         url.searchParams.set('client_id', id);
         const startedUs = nowUs();
         firstStartUs = Math.min(firstStartUs, startedUs);
         const ws = new WebSocket(url, { headers: { [CLIENT_ID_HEADER]: id }, perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 10_000 });
-        const client: Client = { ws, open: false, failed: false };
+        const client: Client = { ws, node, open: false, failed: false };
         const fail = (reason: string): void => {
-          if (!client.open) {
-            if (!client.failed) failed++;
-            resolve();
-          }
+          if (!client.open) resolve();
           if (client.failed || this.closing) return;
           client.failed = true;
           this.errors.add(reason);
@@ -98,7 +101,8 @@ class Worker {
           client.open = true;
           this.openCount++;
           this.clients.push(client);
-          handshakes.recordValue(Math.floor(openedUs - startedUs));
+          ok[node]!++;
+          handshakes[node]!.recordValue(Math.floor(openedUs - startedUs));
           lastOpenUs = Math.max(lastOpenUs, openedUs);
           const s = Math.floor((openedUs - msg.baseUs) / 1e6);
           while (perSecond.length <= s) perSecond.push(0);
@@ -127,8 +131,8 @@ class Worker {
     const cpu = process.cpuUsage(cpuStart);
     this.post({
       type: 'opened',
-      ok: msg.count - failed,
-      handshakes: encodeHistogram(handshakes),
+      ok,
+      handshakes: handshakes.map(encodeHistogram),
       firstStartUs,
       lastOpenUs,
       perSecond,
@@ -174,8 +178,8 @@ class Worker {
       return;
     }
     if (sentUs >= this.measureStartUs && sentUs < this.measureEndUs) {
-      this.latency.recordValue(Math.max(0, Math.floor(now - sentUs)));
-      this.measured++;
+      this.latency[client.node]!.recordValue(Math.max(0, Math.floor(now - sentUs)));
+      this.measured[client.node]!++;
       const s = Math.floor((sentUs - this.measureStartUs) / 1e6);
       this.perSecond[s] = (this.perSecond[s] ?? 0) + 1;
     }
@@ -209,7 +213,7 @@ class Worker {
       type: 'result',
       measuredSent: this.measuredSent,
       measured: this.measured,
-      latency: encodeHistogram(this.latency),
+      latency: this.latency.map(encodeHistogram),
       perSecond: this.perSecond,
       lost,
       errors: this.errors.count,

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatText, renderHtml, resolveOptions, SCENARIO_NAMES, type BenchResult, type ScenarioName } from '../../src/bench';
+import { DEFAULTS, formatText, renderHtml, resolveOptions, SCENARIO_NAMES, type BenchResult, type ScenarioName } from '../../src/bench';
 import { ErrorTally } from '../../src/bench/error-tally';
 import { createHistogram } from '../../src/bench/histogram';
 import { buildResult, withBaseline, type Measurement } from '../../src/bench/result';
@@ -31,10 +31,12 @@ function result(scenario: ScenarioName, perSecond: number, extra: { targetNote?:
     lost: 0,
     errors: new ErrorTally(),
     perSecond: new Array<number>(WINDOW_S).fill(perSecond),
-    target: { cpuUs: ops * 5, wallUs: WINDOW_S * 1e6, rssDeltaBytes: RSS_GROWTH },
+    nodes: [{ connections, ops, latency, usage: { cpuUs: ops * 5, wallUs: WINDOW_S * 1e6, rssDeltaBytes: RSS_GROWTH }, bus: undefined }],
+    nats: undefined,
     harnessCpuUs: { main: 1e6, workers: [4e6] },
   };
-  return buildResult(options, spec, 1, '2025-01-01T00:00:00.000Z', measurement, extra.targetNote);
+  const node = { url: DEFAULTS.url, pid: 1234, pidNote: extra.targetNote, metrics: undefined, takesClients: true };
+  return buildResult(options, spec, 1, '2025-01-01T00:00:00.000Z', measurement, [node]);
 }
 
 function compared(scenario: ScenarioName, perSecond: number): BenchResult {
@@ -122,4 +124,57 @@ test('a --target-pid that was followed to the broker is said next to the figures
   assert.equal(run.target.pidNote, note);
   assert.ok(formatText(run).includes(`note: broker run: ${note}`));
   assert.equal(result('pingpong', 1000).target.pidNote, undefined);
+});
+
+test('a cluster: a column per node, the brokers summed in the main table, nats-server and the bus on lines of their own', () => {
+  const urls = ['ws://127.0.0.1:1/ws/bench', 'ws://127.0.0.1:2/ws/bench'];
+  const pids = [11, 22];
+  const options = resolveOptions({ scenario: 'fanout', url: urls, targetPid: pids, natsPid: 33 });
+  const spec = SCENARIOS.fanout;
+  const latency = (fromUs: number) => {
+    const h = createHistogram();
+    for (let us = fromUs; us < fromUs + 1000; us++) h.recordValue(us);
+    return h;
+  };
+  const [near, far] = [latency(1000), latency(1600)];
+  const total = createHistogram();
+  total.add(near);
+  total.add(far);
+  const window = { wallUs: WINDOW_S * 1e6, rssDeltaBytes: 1 << 20 };
+  const measurement: Measurement = {
+    messages: 1000,
+    deliveries: 2000,
+    connections: 2,
+    ops: 2000,
+    windowUs: WINDOW_S * 1e6,
+    latency: total,
+    lost: 0,
+    errors: new ErrorTally(),
+    perSecond: new Array<number>(WINDOW_S).fill(200),
+    nodes: [
+      { connections: 1, ops: 1000, latency: near, usage: { ...window, cpuUs: 4000 }, bus: { published: 1000, received: 0, dropped: 0 } },
+      { connections: 1, ops: 1000, latency: far, usage: { ...window, cpuUs: 6000 }, bus: undefined },
+    ],
+    nats: { ...window, cpuUs: 500 },
+    harnessCpuUs: { main: 1e6, workers: [4e6] },
+  };
+  const nodes = urls.map((url, i) => ({ url, pid: pids[i], pidNote: undefined, metrics: undefined, takesClients: true }));
+  const run = buildResult(options, spec, 1, '2025-01-01T00:00:00.000Z', measurement, nodes);
+  assert.equal(run.results.cpuUsPerOp, 5, 'both brokers over every delivery');
+  assert.equal(run.results.rssGrowthBytes, 2 << 20);
+  assert.deepEqual(run.cluster!.nodes.map((n) => n.cpuUsPerOp), [4, 6]);
+  assert.deepEqual(run.cluster!.nodes[1]!.overBackendNodeUs, { p50: 600, p99: 600 });
+  assert.deepEqual(run.cluster!.nats, { pid: 33, cpuUsPerOp: 0.25, cpuPercent: 0, rssGrowthBytes: 1 << 20 });
+  assert.equal(run.cluster!.bus, null, 'one node without its metrics: no bus total');
+  const text = formatText(run);
+  assert.match(text, /^brokers summed: CPU \(µs per delivery\) +5$/m);
+  assert.match(text, /^node +1 \(backend\) +2$/m);
+  assert.match(text, /^p50 over node 1's \(µs\) +- +600$/m);
+  assert.match(text, /^CPU \(µs per delivery\) +4 +6$/m);
+  assert.match(text, /^bus frames published +1,000 +-$/m);
+  assert.match(text, /^nats-server \(pid 33\): 0\.25 µs per delivery, 0% of a core, not in the brokers' sum$/m);
+  assert.match(text, /^bus: not measured/m);
+  const html = renderHtml(run);
+  assert.match(html, /<h2>Nodes<\/h2>\n<table>\n<tr><th>node<\/th><td>1 \(backend\)<\/td><td>2<\/td><\/tr>/);
+  assert.match(html, /<p>nats-server \(pid 33\)/);
 });

@@ -1,8 +1,7 @@
 import { sleep } from '../clock';
 import { formatNumber } from '../format';
-import type { Harness } from '../harness';
+import { busGrowths, usagesBetween, type Harness } from '../harness';
 import { everySecond, rateOf } from '../progress';
-import { usageBetween } from '../proc-stats';
 import type { Measurement } from '../result';
 
 /**
@@ -23,15 +22,18 @@ export async function measureConnect(h: Harness): Promise<Measurement> {
   try {
     const before = h.sample();
     const mainCpu = process.cpuUsage();
+    const busBefore = await h.busCounts();
     const opened = await h.openClients();
     const afterOpen = h.sample();
     const main = process.cpuUsage(mainCpu);
+    const bus = busGrowths(busBefore, await h.busCounts());
     holding = Date.now();
     await sleep(o.duration * 1000);
     const afterHold = h.sample();
     const drained = await pool.drain(0, 0);
     drained.errors.merge(h.errors.count, h.errors.samples);
     const windowUs = opened.lastOpenUs - opened.firstStartUs;
+    const usages = usagesBetween(before, afterOpen, before, afterHold);
     return {
       messages: 0,
       deliveries: 0,
@@ -42,7 +44,8 @@ export async function measureConnect(h: Harness): Promise<Measurement> {
       lost: 0,
       errors: drained.errors,
       perSecond: opened.perSecond,
-      target: usageBetween(before, afterOpen, before, afterHold),
+      nodes: h.perNode(opened.byUrl).map((n, i) => ({ connections: n.count, ops: n.count, latency: n.latency, usage: usages.nodes[i], bus: bus[i] })),
+      nats: usages.nats,
       harnessCpuUs: { main: main.user + main.system, workers: opened.cpuUs },
     };
   } finally {

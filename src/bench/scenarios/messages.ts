@@ -1,9 +1,8 @@
 import { nowUs, sleepUntil } from '../clock';
 import { formatNumber } from '../format';
-import type { Harness } from '../harness';
+import { busGrowths, usagesBetween, type Harness } from '../harness';
 import { OpenLoop } from '../open-loop';
 import { everySecond, rateOf } from '../progress';
-import { usageBetween } from '../proc-stats';
 import type { Measurement } from '../result';
 
 /** Lets the `go` message reach every worker before the first intended send time. */
@@ -45,13 +44,20 @@ export async function measureMessages(h: Harness): Promise<Measurement> {
     await sleepUntil(measureStartUs);
     const windowStart = h.sample();
     const mainCpu = process.cpuUsage();
+    // After the CPU sample at each edge: a node's CPU for rendering /metrics (about a millisecond) counts once, at the start.
+    const busStart = await h.busCounts();
     await sleepUntil(measureEndUs);
     const windowEnd = h.sample();
     const main = process.cpuUsage(mainCpu);
+    const busEnd = await h.busCounts();
     await loop?.done;
     // Receivers expect every published message; senders expect the echo of each message sent.
     const drained = await pool.drain(loop?.count, o.drain * 1000);
     drained.errors.merge(h.errors.count, h.errors.samples);
+    const usages = usagesBetween(windowStart, windowEnd, before, windowEnd);
+    const bus = busGrowths(busStart, busEnd);
+    const received = h.perNode(drained.byUrl);
+    const connected = h.perNode(opened.byUrl);
     return {
       messages: loop ? publishedInWindow : drained.measuredSent,
       deliveries: drained.measured,
@@ -62,7 +68,8 @@ export async function measureMessages(h: Harness): Promise<Measurement> {
       lost: drained.lost,
       errors: drained.errors,
       perSecond: drained.perSecond,
-      target: usageBetween(windowStart, windowEnd, before, windowEnd),
+      nodes: received.map((r, i) => ({ connections: connected[i]!.count, ops: r.count, latency: r.latency, usage: usages.nodes[i], bus: bus[i] })),
+      nats: usages.nats,
       harnessCpuUs: { main: main.user + main.system, workers: drained.cpuUs },
     };
   } finally {
