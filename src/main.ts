@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type * as tls from 'node:tls';
 import { Command, CommanderError, Option } from 'commander';
 import { Broker } from './broker';
-import { ConfigError, SETTINGS, resolveConfig, shownDefault } from './config';
+import { ConfigError, SETTINGS, flagUsage, resolveConfig, shownDefault } from './config';
 import { createLogger } from './logger';
 import { startEchoBackend } from './sdk/echo-backend';
 import { registerBenchCommand } from './bench/cli';
+import { packageVersion } from './version';
 
 /** Exit status for a bad flag or environment value, as for a usage error. */
 const EXIT_USAGE = 2;
@@ -17,14 +17,18 @@ function fail(message: string, status = 1): never {
   process.exit(status);
 }
 
-async function runBroker(flags: Record<string, string | undefined>): Promise<void> {
-  let config;
+/** `read()`, or exit 2 with its one-line message naming the bad setting. */
+function checked<T>(read: () => T): T {
   try {
-    config = resolveConfig(flags, process.env);
+    return read();
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
     throw err;
   }
+}
+
+async function runBroker(flags: Record<string, string | undefined>): Promise<void> {
+  const config = checked(() => resolveConfig(flags, process.env));
   const log = createLogger(config.logLevel);
   let broker: Broker | undefined;
   let signals = 0;
@@ -51,7 +55,7 @@ async function runBroker(flags: Record<string, string | undefined>): Promise<voi
 function brokerOptions(): Option[] {
   return SETTINGS.map((s) => {
     const env = s.env.join(', ');
-    return new Option(`--${s.flag} <${s.arg}>`, `${s.description} (default: ${shownDefault(s)}; env: ${env})`);
+    return new Option(flagUsage(s), `${s.description} (default: ${shownDefault(s)}; env: ${env})`);
   });
 }
 
@@ -63,9 +67,13 @@ export function buildCli(): Command {
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `strands: ${text.slice(7)}` : text) });
   for (const option of brokerOptions()) program.addOption(option);
-  program.action(async (options: Record<string, string | undefined>) => {
+  program.action(async (options: Record<string, string | true | undefined>) => {
     const flags: Record<string, string | undefined> = {};
-    for (const s of SETTINGS) flags[s.flag] = options[camel(s.flag)];
+    // Commander gives a switch that was given as `true`; the settings table reads text.
+    for (const s of SETTINGS) {
+      const value = options[camel(s.flag)];
+      flags[s.flag] = value === true ? 'true' : value;
+    }
     await runBroker(flags);
   });
 
@@ -74,7 +82,7 @@ export function buildCli(): Command {
     .description('run a backend that accepts every client and echoes each message back to its sender');
   for (const s of SETTINGS) {
     const about = ECHO_SETTINGS[s.flag];
-    if (about) echo.addOption(new Option(`--${s.flag} <${s.arg}>`, `${about} (default: ${shownDefault(s)}; env: ${s.env.join(', ')})`));
+    if (about) echo.addOption(new Option(flagUsage(s), `${about} (default: ${shownDefault(s)}; env: ${s.env.join(', ')})`));
   }
   echo
     .option('--backend-tls', "connect over TLS (a broker run with --backend-tls-cert), verifying its certificate against the system's CAs")
@@ -109,12 +117,7 @@ function echoSettings(options: Record<string, unknown>): { tcpHost: string; tcpP
     flags[s.flag] = options[camel(s.flag)] as string | undefined;
     for (const name of s.env) env[name] = process.env[name];
   }
-  try {
-    return resolveConfig(flags, env);
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
-    throw err;
-  }
+  return checked(() => resolveConfig(flags, env));
 }
 
 function echoTls(options: Record<string, unknown>): tls.ConnectionOptions | undefined {
@@ -128,11 +131,6 @@ function echoTls(options: Record<string, unknown>): tls.ConnectionOptions | unde
   }
   if (options.backendTlsInsecure === true) return { rejectUnauthorized: false };
   return options.backendTls === true ? {} : undefined;
-}
-
-/** This package's version, from the package.json beside dist/ (in a checkout and in an installed package). */
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 function camel(flag: string): string {
