@@ -107,7 +107,8 @@ export class Broker {
     );
     const fdGuard = new FdGuard(gateway, { reserve: config.fdReserve, wanted: config.maxConnections }, log, deps.descriptors ?? procDescriptors);
     this.stats = this.statsView(fdGuard);
-    if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this.stats, config.metricsHost, config.metricsPort, log);
+    const status = config.statusPage ? { rooms: config.statusPageRooms, queueLimits: { events: config.queueSize, bytes: config.queueBytes } } : undefined;
+    if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this.stats, config.metricsHost, config.metricsPort, log, status);
     // Each part relies on those before it: clients are closed (their events reach the pool) before backends are flushed.
     const parts: Component[] = [pool, this.backendServer, this.admission, gateway, authorizer, fdGuard];
     this.lifecycle = new Lifecycle(this.metrics ? [this.metrics, ...parts] : parts);
@@ -213,6 +214,7 @@ export class Broker {
       get rooms() {
         return gateway.roomCount;
       },
+      largestRooms: (n) => gateway.largestRooms(n),
       get messagesIn() {
         return { new_message: eventsOut.new_message, ...router.stats.actions };
       },
