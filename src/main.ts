@@ -7,6 +7,7 @@ import { ConfigError, SETTINGS, flagUsage, resolveConfig, shownDefault } from '.
 import { createLogger } from './logger';
 import { startEchoBackend } from './sdk/echo-backend';
 import { registerBenchCommand } from './bench/cli';
+import type { DemoFlags } from './demo/demo';
 import { packageVersion } from './version';
 
 /** Exit status for a bad flag or environment value, as for a usage error. */
@@ -96,6 +97,18 @@ export function buildCli(): Command {
       const stop = (): void => void backend.close().then(() => process.exit(0));
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+    });
+  program
+    .command('demo')
+    .description('try strands: a broker, a chat backend written with the SDK and a chat page using the browser client, in one process; prints the URL to open')
+    .option('--port <port>', 'HTTP port of the chat page (0 picks a free one)', '8000')
+    .option('--ws-port <port>', "the broker's WebSocket port (0 picks a free one)", '0')
+    .option('--tcp-port <port>', "the broker's backend port, on 127.0.0.1 (0 picks a free one)", '0')
+    .option('--host <addr>', 'bind address of the page and the WebSocket port; 0.0.0.0 to open it from a phone on your network', '127.0.0.1')
+    .action(async (options: DemoFlags) => {
+      // Loaded only here: the broker itself never loads the demo or its page.
+      const { demoSettings, runDemo } = await import('./demo/demo');
+      await runDemo(checked(() => demoSettings(options)));
     });
   registerBenchCommand(program);
   return program;
