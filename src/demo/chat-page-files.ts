@@ -98,7 +98,9 @@ if (location.pathname !== roomPath) history.replaceState(null, '', roomPath);
 document.title = '#' + room + ' · strands demo';
 byId('room').textContent = room;
 
-let name = clean(localStorage.getItem(NAME_KEY) || '', MAX_NAME) || 'guest-' + Math.floor(1000 + Math.random() * 9000);
+// A name chosen here is kept for every tab; until then each tab is its own guest, so two tabs are told apart.
+let name = clean(sessionStorage.getItem(NAME_KEY) || localStorage.getItem(NAME_KEY) || '', MAX_NAME) || 'guest-' + Math.floor(1000 + Math.random() * 9000);
+sessionStorage.setItem(NAME_KEY, name);
 byId('name').value = name;
 
 function add(className, from, text) {
@@ -184,6 +186,7 @@ byId('settings').addEventListener('submit', (event) => {
   if (chosen === '' || chosen === name) return;
   name = chosen;
   localStorage.setItem(NAME_KEY, name);
+  sessionStorage.setItem(NAME_KEY, name);
   // A new name is a new member: reconnect with it.
   client.close();
   connect();

@@ -84,6 +84,20 @@ test('two pages chat through `strands demo`: the room from the URL, the sender e
   }
   assert.deepEqual([alice.errors, bob.errors], [[], []]);
 
+  // A new name is a new member: bob sees alice leave and come back under it.
+  await alice.page.fill('#name', 'alice ii');
+  await alice.page.click('#settings button');
+  await textIs(bob.page, '#log li.system:last-child', 'alice ii joined');
+  await textIs(alice.page, '#members', '2 here');
+  await alice.page.fill('#text', 'renamed');
+  await alice.page.press('#text', 'Enter');
+  await textIs(bob.page, '#log li.theirs:last-child', 'alice iirenamed');
+  assert.deepEqual((await log(bob.page)).slice(2), [
+    { kind: 'system', from: null, text: 'alice left' },
+    { kind: 'system', from: null, text: 'alice ii joined' },
+    { kind: 'theirs', from: 'alice ii', text: 'renamed' },
+  ]);
+
   await bob.page.close();
   await textIs(alice.page, '#members', '1 here (just you)');
   await textIs(alice.page, '#log li.system:last-child', 'bob left');
@@ -93,4 +107,27 @@ test('two pages chat through `strands demo`: the room from the URL, the sender e
   await alice.page.waitForSelector('#status[data-state="reconnecting"]', { timeout: 10_000 });
   assert.match((await alice.page.textContent('#status')) ?? '', /^reconnecting/);
   assert.equal(await alice.page.textContent('#members'), '', 'no member count while not connected');
+});
+
+test('two tabs of one browser are two guests until a name is chosen', async (t) => {
+  const demo = spawnStrands(t, ['demo', '--port', '0']);
+  const printed = await demo.stdout.next((l) => typeof l.raw === 'string' && l.raw.startsWith('strands demo: open '), 15_000, 'the URL to open');
+  const lobby = /open (\S+)/.exec(printed.raw as string)?.[1] as string;
+  const browser = await launchChromium(t);
+  const context = await browser.newContext(PHONE);
+  const first = await context.newPage();
+  const second = await context.newPage();
+  const errors = [collectErrors(first), collectErrors(second)];
+  // Each tab draws its guest number; pinned here so that the two draws differ for sure.
+  await first.addInitScript('Math.random = () => 0.1');
+  await second.addInitScript('Math.random = () => 0.5');
+  for (const page of [first, second]) await page.goto(lobby);
+  await textIs(second, '#members', '2 here');
+  assert.deepEqual(await Promise.all([first, second].map((page) => page.inputValue('#name'))), ['guest-1900', 'guest-5500']);
+  // Another draw after the reload would give guest-9100.
+  await second.addInitScript('Math.random = () => 0.9');
+  await second.reload();
+  await textIs(second, '#members', '2 here');
+  assert.equal(await second.inputValue('#name'), 'guest-5500', 'a reload keeps the tab\'s name');
+  assert.deepEqual(errors, [[], []]);
 });
