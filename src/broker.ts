@@ -10,6 +10,9 @@ import { BackendRouter } from './backends/backend-router';
 import { BackendServer } from './backends/backend-server';
 import { ClientAffinityBalancer } from './backends/client-affinity-balancer';
 import { RoundRobinBalancer } from './backends/round-robin-balancer';
+import type { ClientHub } from './client-hub';
+import { Cluster } from './cluster/cluster';
+import type { Transport } from './cluster/transport';
 import { Gateway } from './gateway/gateway';
 import type { GatewayHandler } from './gateway/session';
 import { Lifecycle, type Component } from './lifecycle';
@@ -28,10 +31,12 @@ interface EventsOut {
   disconnected: number;
 }
 
-/** What tests may swap: the clock of connection-request deadlines, and where descriptors are counted. */
+/** What tests may swap: the clock of connection-request deadlines, where descriptors are counted, the cluster's bus. */
 export interface BrokerDeps {
   now?: () => number;
   descriptors?: DescriptorSource;
+  /** Makes the bus of a cluster node (NATS unless given); never called without --cluster. */
+  bus?: (nodeId: string) => Transport & { start(): Promise<void> };
 }
 
 /**
@@ -48,6 +53,8 @@ export class Broker {
   private readonly admission: BackendAdmission;
   private readonly backendServer: BackendServer;
   private readonly metrics: MetricsServer | undefined;
+  /** Set with --cluster. */
+  private readonly cluster: Cluster | undefined;
   private readonly lifecycle: Lifecycle;
   private readonly eventsOut: EventsOut = { new_connection: 0, new_message: 0, disconnected: 0 };
   private phase: 'new' | 'running' | 'draining' | 'stopped' = 'new';
@@ -82,12 +89,20 @@ export class Broker {
     // uWS takes the PEM files by path: they are read here only so that a bad path fails clearly.
     const tls = config.tlsCert !== undefined && config.tlsKey !== undefined ? { certFile: checkedPath(config.tlsCert, '--tls-cert'), keyFile: checkedPath(config.tlsKey, '--tls-key') } : undefined;
     const gateway = (this.gateway = new Gateway({ ...config, tls, port: config.wsPort }, clientEvents, log));
-    const router = (this.router = new BackendRouter(gateway, (link, id, params) => authorizer.onResponse(link, id, params), config, log));
+    // Decided once: one node sends to its own clients only; a cluster node to every node, and its backends serve the others.
+    let hub: ClientHub = gateway;
+    if (config.cluster !== undefined) {
+      const cluster = (this.cluster = new Cluster(config, gateway, pool, authorizer, log, deps.bus));
+      hub = gateway.membership = cluster.hub;
+      pool.peers = authorizer.peers = cluster.peers;
+    }
+    const router = (this.router = new BackendRouter(hub, (link, id, params) => authorizer.onResponse(link, id, params), config, log));
     this.admission = new BackendAdmission(
       { token: config.backendToken, authTimeout: config.backendAuthTimeout, maxBackends: config.maxBackends, maxLine: config.maxLine, backendHwm: config.backendHwm },
       {
         onAdmitted: (link) => {
           pool.add(link);
+          this.cluster?.backendsChanged();
           log.info({ backend: link.remote, backends: pool.size }, 'backend connected');
         },
         onLine: (link, line) => router.route(link, line),
@@ -109,9 +124,10 @@ export class Broker {
     this.stats = this.statsView(fdGuard);
     const status = config.statusPage ? { rooms: config.statusPageRooms, queueLimits: { events: config.queueSize, bytes: config.queueBytes } } : undefined;
     if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this.stats, config.metricsHost, config.metricsPort, log, status);
-    // Each part relies on those before it: clients are closed (their events reach the pool) before backends are flushed.
-    const parts: Component[] = [pool, this.backendServer, this.admission, gateway, authorizer, fdGuard];
-    this.lifecycle = new Lifecycle(this.metrics ? [this.metrics, ...parts] : parts);
+    // Each part relies on those before it: clients are closed (their events reach the pool, or other nodes) before the bus
+    // closes and backends are flushed.
+    const parts: Component[] = [...(this.metrics ? [this.metrics] : []), pool, ...(this.cluster ? [this.cluster] : []), this.backendServer, this.admission, gateway, authorizer, fdGuard];
+    this.lifecycle = new Lifecycle(parts);
   }
 
   get wsPort(): number {
@@ -133,7 +149,7 @@ export class Broker {
     this.phase = 'running';
     const c = this.config;
     this.log.info(
-      { ws: `${c.host}:${this.wsPort}`, tcp: `${c.tcpHost}:${this.tcpPort}`, metrics: this.metrics ? `${c.metricsHost}:${this.metricsPort}` : undefined, queueSize: c.queueSize, balance: c.balance, wss: c.tlsCert !== undefined, backendTls: c.backendTlsCert !== undefined, backendAuth: c.backendToken !== undefined },
+      { ws: `${c.host}:${this.wsPort}`, tcp: `${c.tcpHost}:${this.tcpPort}`, metrics: this.metrics ? `${c.metricsHost}:${this.metricsPort}` : undefined, queueSize: c.queueSize, balance: c.balance, wss: c.tlsCert !== undefined, backendTls: c.backendTlsCert !== undefined, backendAuth: c.backendToken !== undefined, node: this.cluster?.nodeId },
       'strands broker listening',
     );
   }
@@ -175,6 +191,7 @@ export class Broker {
 
   private backendGone(link: BackendLink, error: Error | undefined): void {
     this.pool.remove(link);
+    this.cluster?.backendsChanged();
     if (error) this.log.warn({ backend: link.remote, backends: this.pool.size, err: error.message }, 'backend dropped after a socket error');
     else this.log.info({ backend: link.remote, backends: this.pool.size }, 'backend disconnected');
     this.authorizer.onBackendGone(link);
@@ -221,6 +238,9 @@ export class Broker {
       get messagesOut() {
         return { connection_request: authorizer.stats.connectionRequests, ...eventsOut, heartbeat: pool.stats.heartbeats };
       },
+      get forwardedUpgrades() {
+        return authorizer.stats.forwarded;
+      },
       backends: {
         get connected() {
           return pool.size;
@@ -263,8 +283,9 @@ export class Broker {
       },
       authLatency: authorizer.stats.authLatency,
       descriptors: fdGuard.stats,
+      cluster: this.cluster?.stats,
       get ready() {
-        return broker.phase === 'running' && (pool.size > 0 || config.queueSize > 0);
+        return broker.phase === 'running' && (pool.size > 0 || config.queueSize > 0) && (broker.cluster?.stats.connected ?? true);
       },
     };
   }

@@ -50,6 +50,16 @@ export interface BrokerConfig {
   maxRoomsPerConnection: number;
   /** File descriptors kept for backends and the broker's own files when clients fill the process's limit. */
   fdReserve: number;
+  /** NATS URLs; unset: one node, no bus. */
+  cluster: string[] | undefined;
+  clusterPrefix: string;
+  /** Unset: a fresh id at start. */
+  nodeId: string | undefined;
+  clusterCreds: string | undefined;
+  clusterTlsCa: string | undefined;
+  clusterTlsCert: string | undefined;
+  clusterTlsKey: string | undefined;
+  clusterHeartbeat: number;
   /** Serve the live status page (/status, /stats.json) on the metrics port. */
   statusPage: boolean;
   /** Name the largest rooms there; off, rooms are only counted. */
@@ -111,6 +121,21 @@ const origins: Parser<string[]> = (value) => {
   return list;
 };
 
+const natsUrls: Parser<string[]> = (value) => {
+  const list = value.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  if (list.length === 0) throw new Error('expected a comma-separated list of nats:// or tls:// URLs');
+  for (const url of list) if (!/^(nats|tls):\/\/[^\s]+$/.test(url)) throw new Error(`expected nats://host:port or tls://host:port, got ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))}`);
+  return list;
+};
+
+/** A token of NATS subjects: no wildcards, no whitespace, no empty parts. */
+function subjectPart(maxLength: number): Parser<string> {
+  return (value) => {
+    if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(value) || value.length > maxLength) throw new Error(`expected letters, digits, _ and - (dots between parts), at most ${maxLength} characters, got ${JSON.stringify(value)}`);
+    return value;
+  };
+}
+
 /** A switch: set by its flag alone ('true' from the command line), or by its environment variable. */
 function onOff(value: string): boolean {
   const word = value.trim().toLowerCase();
@@ -167,6 +192,14 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'maxPendingUpgrades', flag: 'max-pending-upgrades', env: [], default: 1024, arg: 'n', description: 'upgrades waiting for a backend\'s answer at once; beyond: 503', parse: integer(1, 10_000_000) }),
   setting({ key: 'backendAuthTimeout', flag: 'backend-auth-timeout', env: [], default: 5000, arg: 'ms', description: 'time a backend has to send its auth line when --backend-token is set', parse: integer(1, 600_000) }),
   setting({ key: 'maxRoomsPerConnection', flag: 'max-rooms-per-connection', env: [], default: 64, arg: 'n', description: 'rooms one WebSocket may be in (join_room past it is refused)', parse: integer(1, 100_000) }),
+  setting({ key: 'cluster', flag: 'cluster', env: [], default: undefined, shown: 'off', arg: 'urls', description: 'join a cluster of brokers over NATS: comma-separated nats:// or tls:// URLs (credentials as NATS clients accept them)', parse: natsUrls }),
+  setting({ key: 'clusterPrefix', flag: 'cluster-prefix', env: [], default: 'strands', arg: 'prefix', description: 'subject prefix, so that several clusters can share a NATS', parse: subjectPart(64) }),
+  setting({ key: 'nodeId', flag: 'node-id', env: [], default: undefined, shown: 'a fresh id', arg: 'id', description: 'this broker\'s id in the cluster (logged at start)', parse: subjectPart(64) }),
+  setting({ key: 'clusterCreds', flag: 'cluster-creds', env: [], default: undefined, shown: 'none', arg: 'file', description: 'NATS credentials file (JWT and NKey seed)', parse: text }),
+  setting({ key: 'clusterTlsCa', flag: 'cluster-tls-ca', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM CA that signs the NATS servers\' certificates', parse: text }),
+  setting({ key: 'clusterTlsCert', flag: 'cluster-tls-cert', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM client certificate for NATS (with --cluster-tls-key)', parse: text }),
+  setting({ key: 'clusterTlsKey', flag: 'cluster-tls-key', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM private key for --cluster-tls-cert', parse: text }),
+  setting({ key: 'clusterHeartbeat', flag: 'cluster-heartbeat', env: [], default: 1000, arg: 'ms', description: 'how often each node announces itself; three missed and it counts as gone', parse: integer(100, 60_000) }),
   setting({ key: 'fdReserve', flag: 'fd-reserve', env: [], default: 128, arg: 'n', description: 'file descriptors kept free for backends: the WebSocket port stops accepting when fewer are left', parse: integer(16, 1_000_000) }),
   setting({ key: 'statusPage', flag: 'status-page', env: [], default: false, shown: 'off', description: 'serve a live status page at /status (and /stats.json) on the metrics port; needs --metrics-port', parse: onOff }),
   setting({ key: 'statusPageRooms', flag: 'status-page-rooms', env: [], default: false, shown: 'off', description: 'name the largest rooms on the status page (otherwise room ids never leave the broker there); needs --status-page', parse: onOff }),
@@ -187,6 +220,7 @@ function checkPairs(config: BrokerConfig): void {
   const pairs: [keyof BrokerConfig, keyof BrokerConfig, string, string][] = [
     ['tlsCert', 'tlsKey', 'tls-cert', 'tls-key'],
     ['backendTlsCert', 'backendTlsKey', 'backend-tls-cert', 'backend-tls-key'],
+    ['clusterTlsCert', 'clusterTlsKey', 'cluster-tls-cert', 'cluster-tls-key'],
   ];
   for (const [a, b, flagA, flagB] of pairs) {
     if ((config[a] === undefined) !== (config[b] === undefined)) throw new ConfigError(`--${flagA} and --${flagB} must be given together`);

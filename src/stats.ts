@@ -1,5 +1,6 @@
 import type { AuthLatency } from './admission/auth-latency';
 import type { FdGuardStats } from './admission/fd-guard';
+import type { ClusterStats } from './cluster/cluster';
 import type { RoutedAction } from './backends/backend-router';
 import type { ErrorKind } from './protocol/errors';
 import type { ClosedBy, RoomSize } from './gateway/gateway';
@@ -63,6 +64,10 @@ export interface StatsView {
   readonly repairedText: number;
   readonly authLatency: AuthLatency;
   readonly descriptors: Readonly<FdGuardStats>;
-  /** Listening, not draining, and able to take events (a backend, or a queue to hold them). */
+  /** Upgrades handed to another node's backends. */
+  readonly forwardedUpgrades: number;
+  /** Set in a cluster. */
+  readonly cluster: ClusterStats | undefined;
+  /** Listening, not draining, able to take events (a backend, or a queue to hold them), and in a cluster, on the bus. */
   readonly ready: boolean;
 }

@@ -18,6 +18,17 @@ export const MAX_CONTEXT_BYTES = 64 * 1024;
 /** Requests that ended without an answer, remembered so that a late answer is counted, not reported as unknown. */
 const RECENTLY_ENDED = 4096;
 
+/** How another node's backends decided an upgrade (in a cluster). */
+export type Verdict = { accept: { clientId: string; roomId: string; contextJson: string } } | { reject: RejectStatus };
+
+/** The backends of the other nodes of a cluster, for upgrades no backend of this node can decide. */
+export interface PeerBackends {
+  /** Whether some other node has a live backend now. */
+  readonly available: boolean;
+  /** Asks a node with a backend to decide; resolves with its verdict (503 when none answers, 504 past the timeout). */
+  decide(request: UpgradeRequest, timeoutMs: number): Promise<Verdict>;
+}
+
 /** The backends a connection_request can go to. */
 export interface RequestTargets {
   /** The next backend in turn that is not backed up, if any. */
@@ -49,6 +60,8 @@ export interface AuthorizerStats {
   /** Upgrades refused, by HTTP status. */
   refused: Record<RejectStatus, number>;
   connectionRequests: number;
+  /** Upgrades handed to another node's backends (in a cluster). */
+  forwarded: number;
   /** Answers to requests that had ended (client gone, timed out, refused at shutdown): ignored. */
   lateResponses: number;
   /** Clients that left while their upgrade waited for a backend. */
@@ -70,6 +83,7 @@ export class UpgradeAuthorizer implements Component {
   readonly stats: AuthorizerStats = {
     refused: { 403: 0, 429: 0, 502: 0, 503: 0, 504: 0 },
     connectionRequests: 0,
+    forwarded: 0,
     lateResponses: 0,
     abandoned: 0,
     errors: newErrorCounts(),
@@ -80,6 +94,10 @@ export class UpgradeAuthorizer implements Component {
   private readonly origins: ReadonlySet<string> | undefined;
   private readonly ended = new RecentIds(RECENTLY_ENDED);
   private refusingAll = false;
+  /** Upgrades waiting for another node's verdict. */
+  private withPeers = 0;
+  /** Set once, in a cluster: where upgrades go that no backend of this node can take. */
+  peers: PeerBackends | undefined;
 
   constructor(
     private readonly settings: AuthorizerSettings,
@@ -92,9 +110,9 @@ export class UpgradeAuthorizer implements Component {
     this.origins = settings.allowedOrigins ? new Set(settings.allowedOrigins) : undefined;
   }
 
-  /** Upgrades waiting for a backend's answer. */
+  /** Upgrades waiting for a backend's answer (here or on another node). */
   get waiting(): number {
-    return this.pending.size;
+    return this.pending.size + this.withPeers;
   }
 
   /** Connection slots held: open sockets plus upgrades in progress. */
@@ -124,8 +142,8 @@ export class UpgradeAuthorizer implements Component {
       this.log.debug({ origin: request.headers.Origin?.[0], remote: request.remoteAddr }, 'origin not allowed');
       return this.count(attempt, 403);
     }
-    if (this.pending.size >= this.settings.maxPendingUpgrades) {
-      this.log.debug({ waiting: this.pending.size, remote: request.remoteAddr }, 'too many upgrades waiting for a backend');
+    if (this.waiting >= this.settings.maxPendingUpgrades) {
+      this.log.debug({ waiting: this.waiting, remote: request.remoteAddr }, 'too many upgrades waiting for a backend');
       return this.count(attempt, 503);
     }
     const slot = this.limiter.acquire(request.remoteIp);
@@ -133,20 +151,32 @@ export class UpgradeAuthorizer implements Component {
       this.log.debug({ limit: slot, remote: request.remoteAddr }, 'connection limit reached');
       return this.count(attempt, slot === 'total' ? 503 : 429);
     }
+    const held = new SlotHeld(attempt, () => this.limiter.release(request.remoteIp));
+    const link = this.targets.pickForRequest();
+    if (link !== undefined) this.ask(link, request, held);
+    else if (this.peers?.available) this.askPeers(this.peers, request, held);
+    else this.refuseUnasked(request, held);
+  }
+
+  /**
+   * Another node's upgrade, decided by this node's backends (in a cluster):
+   * that node checked the limits and holds the slot; this one never hands it on.
+   */
+  decideForPeer(request: UpgradeRequest, attempt: UpgradeAttempt): void {
+    if (this.refusingAll) return this.count(attempt, 503);
+    const link = this.targets.pickForRequest();
+    if (link !== undefined) this.ask(link, request, attempt);
+    else this.refuseUnasked(request, attempt);
+  }
+
+  /** Sends the connection_request to `link` and waits for its answer, its death, the deadline or the client leaving. */
+  private ask(link: BackendLink, request: UpgradeRequest, attempt: UpgradeAttempt): void {
     const id = randomUUID();
     const startedAt = this.now();
     const line = connectionRequestLine(id, { headers: request.headers, url: request.url, remote_addr: request.remoteAddr, query: request.query });
-    const link = this.targets.pickForRequest();
-    if (link === undefined) {
-      const entry: Waiting = { holder: undefined, line, request, attempt, startedAt, deadline: startedAt };
-      if (this.targets.size === 0) this.refuse(id, entry, 503, 'no_backend', 'no backend connected to validate the connection');
-      else this.refuse(id, entry, 503, 'backends_busy', 'every backend is above --backend-hwm; connection refused rather than pushing one further');
-      return;
-    }
     const entry: Waiting = { holder: link, line, request, attempt, startedAt, deadline: startedAt + this.settings.authTimeout };
-    // The client may leave at any moment until the attempt ends: then its slot, its place and its entry go at once.
+    // The client may leave at any moment until the attempt ends: then its place and its entry go at once.
     attempt.onAbort = () => {
-      this.limiter.release(request.remoteIp);
       if (this.pending.take(id) === undefined) return;
       this.stats.abandoned++;
       this.ended.add(id);
@@ -154,6 +184,43 @@ export class UpgradeAuthorizer implements Component {
     this.pending.add(id, entry);
     this.stats.connectionRequests++;
     link.send(line);
+  }
+
+  /** Hands the upgrade to the backends of another node and applies their verdict, if the client is still there. */
+  private askPeers(peers: PeerBackends, request: UpgradeRequest, attempt: UpgradeAttempt): void {
+    const startedAt = this.now();
+    this.stats.forwarded++;
+    this.withPeers++;
+    let decided = false;
+    attempt.onAbort = () => {
+      if (!decided) this.stats.abandoned++;
+    };
+    void peers.decide(request, this.settings.authTimeout).then((verdict) => {
+      decided = true;
+      this.withPeers--;
+      const entry = { startedAt };
+      if (attempt.done) {
+        this.stats.lateResponses++;
+        return;
+      }
+      if ('accept' in verdict) {
+        this.observe('accepted', entry);
+        const { clientId, roomId, contextJson } = verdict.accept;
+        attempt.accept({ clientId, roomId, contextJson, remoteIp: request.remoteIp, affinity: hash32(clientId) });
+        return;
+      }
+      this.observe(OUTCOME_OF[verdict.reject], entry);
+      this.count(attempt, verdict.reject);
+    });
+  }
+
+  /** No backend here can take the request (and none elsewhere, or this is another node's request). */
+  private refuseUnasked(request: UpgradeRequest, attempt: UpgradeAttempt): void {
+    const startedAt = this.now();
+    const entry: Waiting = { holder: undefined, line: '', request, attempt, startedAt, deadline: startedAt };
+    const id = randomUUID();
+    if (this.targets.size === 0) this.refuse(id, entry, 503, 'no_backend', 'no backend connected to validate the connection');
+    else this.refuse(id, entry, 503, 'backends_busy', 'every backend is above --backend-hwm; connection refused rather than pushing one further');
   }
 
   /** A socket that was accepted has closed: its slot is free. */
@@ -233,11 +300,10 @@ export class UpgradeAuthorizer implements Component {
     told?.send(errorLine(`${status}: ${reason}`, { url: entry.request.url, remote_addr: entry.request.remoteAddr }));
   }
 
-  /** Refuses an upgrade that holds a slot and gives the slot back; false if its client had already left. */
-  private end(id: string, entry: { request: UpgradeRequest; attempt: UpgradeAttempt }, status: RejectStatus): boolean {
+  /** Refuses an upgrade (its slot, if it holds one, goes with it); false if its client had already left. */
+  private end(id: string, entry: { attempt: UpgradeAttempt }, status: RejectStatus): boolean {
     if (entry.attempt.done) return false;
     this.ended.add(id);
-    this.limiter.release(entry.request.remoteIp);
     this.count(entry.attempt, status);
     return true;
   }
@@ -259,4 +325,40 @@ function optionalId(value: unknown, name: string): string | undefined {
   if (typeof value !== 'string') throw new LineRejected('invalid_params', `response: params.${name} must be a string, got ${describe(value)}`);
   if (value.length > MAX_ID_LENGTH) throw new LineRejected('invalid_params', `response: params.${name} is longer than ${MAX_ID_LENGTH} characters`);
   return value;
+}
+
+/** The auth outcome an upgrade refused with this status stands for, when another node refused it. */
+const OUTCOME_OF: Record<RejectStatus, AuthOutcome> = { 403: 'rejected', 429: 'rejected', 502: 'bad_response', 503: 'no_backend', 504: 'timeout' };
+
+/**
+ * An attempt holding a connection slot: the slot goes back when the attempt is
+ * refused or its client leaves; accepted, it stays with the socket until it
+ * closes.
+ */
+class SlotHeld implements UpgradeAttempt {
+  onAbort: (() => void) | undefined;
+
+  constructor(
+    private readonly inner: UpgradeAttempt,
+    private readonly release: () => void,
+  ) {
+    inner.onAbort = () => {
+      release();
+      this.onAbort?.();
+    };
+  }
+
+  get done(): boolean {
+    return this.inner.done;
+  }
+
+  accept(identity: ClientIdentity): boolean {
+    return this.inner.accept(identity);
+  }
+
+  reject(status: RejectStatus): void {
+    if (this.inner.done) return;
+    this.release();
+    this.inner.reject(status);
+  }
 }

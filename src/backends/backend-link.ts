@@ -150,14 +150,18 @@ export class BackendLink {
    * Writes everything held, unless the socket is still backed up (then 'drain'
    * calls again) or already ending: a socket ended by the backend drops writes
    * silently before its 'close', so lines stay here for takeUnsent to requeue.
+   * Likewise when the write fails at once: the backend reset the socket before
+   * this turn read the reset, and not a byte of the batch left the process.
    */
   flush(): void {
     this.flushScheduled = false;
     if (this.isClosed || this.lines.length === 0 || this.socket.writableNeedDrain || !this.socket.writable) return;
     const batch = this.lines.length === 1 ? (this.lines[0] as string) : this.lines.join('');
+    const taken = this.socket.write(batch);
+    if (this.socket.errored !== null) return;
     this.clear();
     // The kernel took it all: no 'drain' will come, so say now that more can be sent.
-    if (this.socket.write(batch)) this.writable();
+    if (taken) this.writable();
   }
 
   /** Reads again from a backend that was paused for being backed up, and offers the link queued events. */

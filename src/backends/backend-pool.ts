@@ -6,6 +6,9 @@ import type { Component } from '../lifecycle';
 import type { Balancer } from './balancer';
 import { RoundRobinBalancer } from './round-robin-balancer';
 
+/** What target() returns for an event another node took. */
+const HANDED_OVER = 'handed over';
+
 /** Heartbeats in a row a backend may spend above its high-water mark before it is dropped. */
 const MAX_HWM_STRIKES = 3;
 
@@ -21,6 +24,16 @@ export interface PoolSettings {
   queueBytes: number;
   /** ms between heartbeats (and high-water checks); 0: none. */
   heartbeatInterval: number;
+}
+
+/** The backends of the other nodes of a cluster, as the pool sees them. */
+export interface PeerForwarder {
+  /**
+   * Takes an event that another node must handle (with --balance client, when
+   * the client's owner is another node), or, when `stuck` (no backend here can
+   * take it), one that another node can; false when the event stays here.
+   */
+  forward(line: string, affinity: number, stuck: boolean): boolean;
 }
 
 /** A backend that could not be given everything it was owed before the shutdown deadline. */
@@ -40,6 +53,8 @@ export class BackendPool implements Component {
   undelivered: CutLink[] = [];
   private links: BackendLink[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Set once, in a cluster. */
+  peers: PeerForwarder | undefined;
   private readonly queue: EventQueue;
   /** Connection requests go round-robin whatever the events' policy: no client id is known yet. */
   private readonly requestTurn = new RoundRobinBalancer();
@@ -118,16 +133,35 @@ export class BackendPool implements Component {
     this.log.warn({ backend: link.remote, unsentBytes: link.unsentBytes }, 'dropping backend: over twice its high-water mark');
   }
 
-  /** Sends an event (anything but a connection_request) to a backend, or queues it. */
+  /** Sends an event (anything but a connection_request) to a backend, here or (in a cluster) on another node, or queues it. */
   dispatch(line: string, affinity: number): void {
-    if (this.queue.length === 0) {
-      const link = this.balancer.pick(affinity);
-      if (link !== undefined) {
-        link.send(line, affinity);
-        return;
-      }
-    }
-    if (this.queue.push({ line, affinity }) > 0) this.log.debug('queue full: dropped its oldest event');
+    this.place(line, affinity, this.peers);
+  }
+
+  /** An event another node handed over: to a backend here, or the queue here, never on again. */
+  dispatchLocal(line: string, affinity: number): void {
+    this.place(line, affinity, undefined);
+  }
+
+  private place(line: string, affinity: number, peers: PeerForwarder | undefined): void {
+    const target = this.queue.length === 0 ? this.target(line, affinity, peers) : undefined;
+    if (target === undefined) this.enqueue({ line, affinity });
+    else if (target !== HANDED_OVER) target.send(line, affinity);
+  }
+
+  /**
+   * Where an event goes now: handed over to its owner elsewhere (done here),
+   * a backend here (for the caller to send to), any other node with a backend
+   * (done here), or nowhere. Sending is left to the caller because a link's
+   * send can write at once and, through onWritable, drain the queue again.
+   */
+  private target(line: string, affinity: number, peers: PeerForwarder | undefined): BackendLink | typeof HANDED_OVER | undefined {
+    if (peers?.forward(line, affinity, false)) return HANDED_OVER;
+    return this.balancer.pick(affinity) ?? (peers?.forward(line, affinity, true) ? HANDED_OVER : undefined);
+  }
+
+  private enqueue(event: OutgoingEvent): void {
+    if (this.queue.push(event) > 0) this.log.debug('queue full: dropped its oldest event');
     this.drainQueue();
   }
 
@@ -140,15 +174,14 @@ export class BackendPool implements Component {
     return this.requestTurn.pick();
   }
 
-  /** Moves queued events to backends, oldest first, until none can take more. */
+  /** Moves queued events to backends (here or elsewhere), oldest first, until none can take more. */
   drainQueue(): void {
     const queue = this.queue;
-    while (queue.length > 0) {
-      const next = queue.peek() as OutgoingEvent;
-      const link = this.balancer.pick(next.affinity);
-      if (link === undefined) return;
+    for (let next = queue.peek(); next !== undefined; next = queue.peek()) {
+      const target = this.target(next.line, next.affinity, this.peers);
+      if (target === undefined) return;
       queue.shift();
-      link.send(next.line, next.affinity);
+      if (target !== HANDED_OVER) target.send(next.line, next.affinity);
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Audience, ClientHub, Exclusions, Payload, RoomPage } from '../client-hub';
+import type { Membership } from '../cluster/cluster-hub';
 import type { Component } from '../lifecycle';
 import { CloseCode } from '../protocol/close-codes';
 import { addHeader } from '../protocol/headers';
@@ -109,6 +110,8 @@ export class Gateway implements ClientHub, Component {
   private readonly uws = loadNativeUws();
   private readonly app: TemplatedApp;
   private openCount = 0;
+  /** Set once, in a cluster: told when a room or client id gets its first socket here, or loses its last. */
+  membership: Membership | undefined;
   /** Set while stop() waits: called once the last socket has closed. */
   private stopping: (() => void) | undefined;
   private listenSocket: us_listen_socket | null = null;
@@ -353,8 +356,12 @@ export class Gateway implements ClientHub, Component {
     this.openCount++;
     this.stats.opened++;
     const sockets = this.clients.get(session.clientId);
-    if (sockets === undefined) this.clients.set(session.clientId, new Set([ws]));
-    else sockets.add(ws);
+    if (sockets === undefined) {
+      this.clients.set(session.clientId, new Set([ws]));
+      this.membership?.clientOpened(session.clientId);
+    } else {
+      sockets.add(ws);
+    }
     ws.subscribe(BROADCAST_TOPIC);
     ws.subscribe(clientTopic(session.clientId));
     this.join(ws, session, session.roomId);
@@ -365,7 +372,10 @@ export class Gateway implements ClientHub, Component {
     session.rooms.add(roomId);
     ws.subscribe(roomTopic(roomId));
     let members = this.rooms.get(roomId);
-    if (members === undefined) this.rooms.set(roomId, (members = new Map()));
+    if (members === undefined) {
+      this.rooms.set(roomId, (members = new Map()));
+      this.membership?.roomOpened(roomId);
+    }
     members.set(session.clientId, (members.get(session.clientId) ?? 0) + 1);
   }
 
@@ -377,7 +387,10 @@ export class Gateway implements ClientHub, Component {
     const held = members.get(session.clientId) ?? 1;
     if (held > 1) members.set(session.clientId, held - 1);
     else if (members.size > 1) members.delete(session.clientId);
-    else this.rooms.delete(roomId);
+    else {
+      this.rooms.delete(roomId);
+      this.membership?.roomClosed(roomId);
+    }
   }
 
   private close(ws: Socket, code: number, message: ArrayBuffer): void {
@@ -386,7 +399,10 @@ export class Gateway implements ClientHub, Component {
     session.closed = true;
     this.openCount--;
     const sockets = this.clients.get(session.clientId);
-    if (sockets !== undefined && sockets.delete(ws) && sockets.size === 0) this.clients.delete(session.clientId);
+    if (sockets !== undefined && sockets.delete(ws) && sockets.size === 0) {
+      this.clients.delete(session.clientId);
+      this.membership?.clientClosed(session.clientId);
+    }
     for (const roomId of session.rooms) this.leave(session, roomId);
     this.stats.closedBy[closeReason(code, message)]++;
     this.handler.onClose(session, code);

@@ -74,6 +74,28 @@ export function buildRegistry(stats: StatsView): Registry {
   gauge('strands_websocket_accepting', '1 while the WebSocket port accepts connections, 0 while paused for lack of descriptors', () => (stats.descriptors.accepting ? 1 : 0));
   counter('strands_websocket_accept_pauses_total', 'Times the WebSocket port stopped accepting because descriptors ran low', [], (set) => set({}, stats.descriptors.pauses));
 
+  counter('strands_upgrades_forwarded_total', 'Upgrades handed to another node\'s backends (cluster)', [], (set) => set({}, stats.forwardedUpgrades));
+  const cluster = stats.cluster;
+  if (cluster !== undefined) {
+    gauge('strands_cluster_bus_connected', '1 while the cluster bus (NATS) is connected, 0 while it is down', () => (cluster.connected ? 1 : 0));
+    counter('strands_cluster_bus_messages_total', 'Bus frames: published by this node, received from others, dropped (bus down or owing too much), unreadable', ['direction'], each(() => ({ published: cluster.bus.published, received: cluster.bus.received, dropped: cluster.bus.dropped, unreadable: cluster.bus.unreadable }), 'direction'));
+    counter('strands_cluster_bus_too_big_total', 'Messages refused for being over the bus\'s max_payload', [], (set) => set({}, cluster.bus.tooBig));
+    gauge('strands_cluster_subscriptions', 'Room and client subjects this node holds', () => cluster.subscriptions);
+    counter('strands_cluster_events_total', 'Client events handed to other nodes\' backends (forwarded) or taken from them (served)', ['direction'], each(() => ({ forwarded: cluster.peers.eventsForwarded, served: cluster.peers.eventsServed }), 'direction'));
+    counter('strands_cluster_upgrades_served_total', 'Upgrades of other nodes decided by this node\'s backends', [], (set) => set({}, cluster.peers.requestsServed));
+    counter('strands_cluster_nodes_lost_total', 'Nodes that left the cluster or went silent', [], (set) => set({}, cluster.nodesLost));
+    new Gauge({
+      name: 'strands_cluster_node_backends',
+      help: 'Live backends of each node the directory knows, this one included (node: its id)',
+      labelNames: ['node', 'version'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const n of cluster.nodes) this.set({ node: n.id, version: n.version }, n.backends);
+      },
+    });
+  }
+
   registry.registerMetric(authLatencyHistogram(stats));
   return registry;
 }

@@ -1,4 +1,5 @@
 import type { TestContext } from 'node:test';
+import type { BrokerDeps } from '../../src/broker';
 import type { BrokerConfig } from '../../src/config';
 import { startBroker, type TestBroker } from './broker';
 import { RawBackend, type Line } from './raw-backend';
@@ -11,8 +12,8 @@ export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-
 type AcceptOption = Parameters<typeof RawBackend.connect>[1];
 
 /** A broker stopped when the test ends. */
-export async function brokerFor(t: TestContext, overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
-  const broker = await startBroker(overrides);
+export async function brokerFor(t: TestContext, overrides: Partial<BrokerConfig> = {}, deps: BrokerDeps = {}): Promise<TestBroker> {
+  const broker = await startBroker(overrides, deps);
   t.after(() => broker.stop());
   return broker;
 }
