@@ -20,10 +20,10 @@
  *
  * --other starts the command with `{ws}` and `{tcp}` replaced by free ports
  * (through `sh -c 'exec ...'`, pinned to CPU 0), waits until both ports accept
- * connections, measures it like strands (its CPU and RSS are read from the
- * pid of the exec'd command, so start the broker itself, not a wrapper that
- * forks it), then stops it with SIGTERM. Its WebSocket URL is
- * ws://127.0.0.1:{ws}/bench and its backend port 127.0.0.1:{tcp}.
+ * connections, measures it like strands (CPU and RSS of the exec'd command,
+ * or of its one descendant that listens on {ws}; start the broker itself all
+ * the same, since SIGTERM goes to the exec'd command only), then stops it with SIGTERM. Its WebSocket URL is
+ * ws://127.0.0.1:{ws}/ws/bench and its backend port 127.0.0.1:{tcp}.
  *
  * --from-results renders from bench/results/table.json and the files it lists,
  * without measuring. --doc FILE replaces the text between the
@@ -39,7 +39,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { measureMicro, type MicroRatios } from '../bench/micro/run-all';
-import { runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName } from '../src/bench';
+import { DEFAULTS, runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName } from '../src/bench';
 import { pinHarness } from './bench-gate';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -205,7 +205,7 @@ async function measureOn(target: string, scenario: ScenarioName, o: TableOptions
   const other = o.others.find((x) => x.name === target)!;
   const server = await startOther(other, cpu);
   try {
-    return await runScenario({ ...options, url: `ws://127.0.0.1:${server.ws}/bench`, tcp: { host: '127.0.0.1', port: server.tcp }, targetPid: server.pid });
+    return await runScenario({ ...options, url: `ws://127.0.0.1:${server.ws}${new URL(DEFAULTS.url).pathname}`, tcp: { host: '127.0.0.1', port: server.tcp }, targetPid: server.pid });
   } finally {
     await server.stop();
   }
@@ -263,11 +263,11 @@ function scenarioLabel(r: BenchResult): string {
     case 'throughput':
       return `throughput, ${c.clients} clients, ${grouped.format(c.rate ?? 0)} msgs/s`;
     case 'fanout':
-      return `fanout, room of ${grouped.format(c.roomSize)}, ${c.rate} publishes/s`;
+      return `fanout, room of ${grouped.format(c.roomSize ?? 0)}, ${c.rate} publishes/s`;
     case 'broadcast':
       return `broadcast, ${c.clients} clients, ${c.rate} broadcasts/s`;
     case 'connect':
-      return `connect, ${grouped.format(c.connections)} connections (${c.concurrency} at a time)`;
+      return `connect, ${grouped.format(c.connections ?? 0)} connections (${c.concurrency} at a time)`;
   }
 }
 

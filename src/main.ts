@@ -6,7 +6,6 @@ import { Broker } from './broker';
 import { ConfigError, SETTINGS, flagUsage, resolveConfig, shownDefault } from './config';
 import { createLogger } from './logger';
 import { startEchoBackend } from './sdk/echo-backend';
-import { registerBenchCommand } from './bench/cli';
 import type { DemoFlags } from './demo/demo';
 import { packageVersion } from './version';
 
@@ -60,13 +59,18 @@ function brokerOptions(): Option[] {
   });
 }
 
+/** Errors as `strands: ...` on stderr, and a CommanderError thrown instead of an exit (see the catch below). */
+function asStrandsCommand(command: Command): Command {
+  return command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `strands: ${text.slice(7)}` : text) });
+}
+
 export function buildCli(): Command {
-  const program = new Command('strands')
-    .description('strands: a real-time message broker between WebSocket clients and TCP backends (PyStrands-compatible)')
-    .version(packageVersion())
-    .enablePositionalOptions()
-    .exitOverride()
-    .configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `strands: ${text.slice(7)}` : text) });
+  const program = asStrandsCommand(
+    new Command('strands')
+      .description('strands: a real-time message broker between WebSocket clients and TCP backends (PyStrands-compatible)')
+      .version(packageVersion())
+      .enablePositionalOptions(),
+  );
   for (const option of brokerOptions()) program.addOption(option);
   program.action(async (options: Record<string, string | true | undefined>) => {
     const flags: Record<string, string | undefined> = {};
@@ -110,7 +114,18 @@ export function buildCli(): Command {
       const { demoSettings, runDemo } = await import('./demo/demo');
       await runDemo(checked(() => demoSettings(options)));
     });
-  registerBenchCommand(program);
+  // A stand-in that hands its arguments to the real command: the harness is loaded only when it runs, never with the broker.
+  program
+    .command('bench')
+    .description('measure a broker (or the bare uWebSockets.js baseline) under load; `strands bench --help` lists scenarios and options')
+    .argument('[scenario-and-options...]')
+    .helpOption(false)
+    .allowUnknownOption()
+    .passThroughOptions()
+    .action(async (args: string[]) => {
+      const { benchCommand } = await import('./bench/cli');
+      await asStrandsCommand(benchCommand()).parseAsync(args, { from: 'user' });
+    });
   return program;
 }
 
@@ -150,7 +165,15 @@ function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** Output piped into `head` and the like: a reader that goes away ends the command quietly, with the status it had. */
+function exitQuietlyOnEpipe(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit();
+}
+
 if (require.main === module) {
+  process.stdout.on('error', exitQuietlyOnEpipe);
+  process.stderr.on('error', exitQuietlyOnEpipe);
   buildCli()
     .parseAsync(process.argv)
     .catch((err: unknown) => {

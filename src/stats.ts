@@ -71,3 +71,13 @@ export interface StatsView {
   /** Listening, not draining, able to take events (a backend, or a queue to hold them), and in a cluster, on the bus. */
   readonly ready: boolean;
 }
+
+/**
+ * An object whose every property is read through its getter when asked:
+ * the view stays current without anyone copying numbers into it.
+ */
+export function liveView<T extends object>(getters: { [K in keyof T]: () => T[K] }): T {
+  const view = {};
+  for (const [name, get] of Object.entries(getters)) Object.defineProperty(view, name, { get: get as () => unknown, enumerable: true });
+  return view as T;
+}

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
-import type { Audience, ClientHub, Exclusions, Payload, RoomPage } from '../client-hub';
-import type { Membership } from '../cluster/cluster-hub';
+import type { Audience, ClientHub, Exclusions, Membership, Payload, RoomPage } from '../client-hub';
 import type { Component } from '../lifecycle';
 import { CloseCode } from '../protocol/close-codes';
 import { addHeader } from '../protocol/headers';

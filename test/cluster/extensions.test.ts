@@ -66,13 +66,11 @@ test('join_room, leave_room, disconnect, exclude, room_info, ack and binary acro
   assert.equal(await tabA.nextMessage(), 'not for bob');
   assert.equal(await tabB.nextMessage(), 'not for bob');
 
-  // binary, both ways.
+  // binary frames, to both of alice's sockets.
   const bytes = Uint8Array.from([0, 1, 2, 250, 255]);
+  const frames = [tabA, tabB].map((tab) => new Promise<Buffer>((resolve) => tab.ws.on('message', (data: Buffer, isBinary: boolean) => isBinary && resolve(data))));
   backend.sendToConnection('alice', bytes);
-  for (const tab of [tabA, tabB]) {
-    const frame = await new Promise<Buffer>((resolve) => tab.ws.once('message', (data: Buffer, isBinary: boolean) => isBinary && resolve(data)));
-    assert.deepEqual([...frame], [...bytes]);
-  }
+  for (const frame of await Promise.all(frames)) assert.deepEqual([...frame], [...bytes]);
 
   // leave_room on every node.
   backend.leaveRoom('alice', 'vip');
