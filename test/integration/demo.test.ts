@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { sep } from 'node:path';
 import { BURST, MAX_TEXT, type ChatEvent } from '../../src/demo/chat-backend';
 import { CLIENT_BUNDLE, demoSettings, startDemo, type Demo } from '../../src/demo/demo';
 import { waitUntil } from '../helpers/fixtures';
-import { spawnStrands } from '../helpers/spawn-broker';
+import { modulesLoadedBy, spawnStrands } from '../helpers/spawn-broker';
 import { openClient, upgradeStatus, type TestClient } from '../helpers/ws-client';
 
 interface RunningDemo extends Demo {
@@ -146,4 +147,11 @@ test('strands demo prints where to go, serves it, and stops with status 0 on SIG
   proc.child.kill('SIGTERM');
   assert.deepEqual(await proc.exited, { code: 0, signal: null });
   await assert.rejects(fetch(url), 'the page server is gone');
+});
+
+test('the broker runs without loading src/demo; `strands demo` loads it', async () => {
+  const loaded = await modulesLoadedBy('demo', ['demo', '--port', '0']);
+  assert.deepEqual(loaded.withBroker, [], 'no src/demo module while the broker runs');
+  assert.ok(loaded.afterCommand.some((f) => f.endsWith(`${sep}demo${sep}demo.js`)), loaded.afterCommand.join(', '));
+  assert.match(loaded.stdout, /^strands demo: open http:/m);
 });
