@@ -33,8 +33,6 @@ export interface StatusPageOptions {
   rooms: boolean;
   /** --queue-size and --queue-bytes, to show how full the queue is. */
   queueLimits: { events: number; bytes: number };
-  /** The cluster's nodes; absent, or answering undefined, on a single node. */
-  cluster?: () => ClusterView | undefined;
 }
 
 /** `ready`: takes events; `backed_up`: above --backend-hwm, passed over and not read from; `closed`: on its way out. */
@@ -193,7 +191,7 @@ export class StatusPage {
       messages: { in: sum(stats.messagesIn), out: sum(stats.messagesOut) },
       rates: { intervalMs: SAMPLE_INTERVAL_MS, capacity: RATE_SAMPLES, until: this.rates.until, in: this.rates.in, out: this.rates.out },
       errors: { ...stats.errors },
-      cluster: options.cluster?.() ?? null,
+      cluster: stats.cluster === undefined ? null : { nodes: stats.cluster.nodes.map((n) => ({ id: n.id, version: n.version, backends: n.backends, lastSeenMs: Date.now() - n.lastSeen })) },
     };
   }
 
