@@ -32,7 +32,7 @@ import * as path from 'node:path';
 import { median } from '../bench/micro/common';
 import { runOn, writeOutputs, type BenchResult, type Target } from '../src/bench';
 import { pinHarness } from './bench-gate';
-import { RESULTS_DIR, writeIntoDoc } from './bench-table';
+import { commandLine, RESULTS_DIR, writeIntoDoc, type ResultsIndex } from './bench-table';
 
 const INDEX = 'fanout-cluster.json';
 export const CLUSTER_START = '<!-- bench-cluster:start -->';
@@ -76,12 +76,7 @@ export interface Entry {
 }
 
 /** bench/results/fanout-cluster.json: the runs and how they were made. */
-export interface Index {
-  command: string;
-  generatedAt: string;
-  pinning: string;
-  entries: Entry[];
-}
+export type Index = ResultsIndex<Entry>;
 
 function parseArgs(argv: string[]): SeriesOptions {
   const { values } = parseArgv({
@@ -138,14 +133,9 @@ async function measureSeries(o: SeriesOptions, cpu: number | undefined, pinning:
       process.stderr.write(`  p50 ${r.latencyUs.p50} µs, brokers' CPU ${r.cpuUsPerOp} µs/delivery, nats-server ${result.cluster?.nats?.cpuUsPerOp ?? '-'} µs/delivery, ${result.verdict}\n`);
     }
   }
-  const index: Index = { command: commandLine(), generatedAt: new Date().toISOString(), pinning, entries };
+  const index: Index = { command: commandLine('bench-cluster.js'), generatedAt: new Date().toISOString(), pinning, entries };
   writeFileSync(path.join(RESULTS_DIR, INDEX), JSON.stringify(index, null, 2) + '\n');
   return index;
-}
-
-function commandLine(): string {
-  const args = process.argv.slice(2).join(' ');
-  return `node dist/scripts/bench-cluster.js${args ? ' ' + args : ''}`;
 }
 
 /** A figure over the rounds: its median and range. */

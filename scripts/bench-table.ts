@@ -88,13 +88,16 @@ interface Entry {
   command?: string;
 }
 
-/** bench/results/table.json: what the table is made of and how it was produced. */
-interface Index {
+/** A file of bench/results/ that lists the runs behind a doc's figures, and how they were made. */
+export interface ResultsIndex<E> {
   command: string;
   generatedAt: string;
   pinning: string;
-  entries: Entry[];
+  entries: E[];
 }
+
+/** bench/results/table.json: what the table is made of and how it was produced. */
+type Index = ResultsIndex<Entry>;
 
 function parseArgs(argv: string[]): TableOptions {
   const { values } = parseArgv({
@@ -211,11 +214,11 @@ async function measureOn(target: string, scenario: ScenarioName, o: TableOptions
   }
 }
 
-/** The command line that produced this run, for the doc. */
-function commandLine(): string {
+/** The command line that produced this run (`script` is the one in dist/scripts/), for the doc. */
+export function commandLine(script = 'bench-table.js'): string {
   const q = (s: string) => (/^[A-Za-z0-9_./:=,@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
   const args = process.argv.slice(2).map(q).join(' ');
-  return `node dist/scripts/bench-table.js${args ? ' ' + args : ''}`;
+  return `node dist/scripts/${script}${args ? ' ' + args : ''}`;
 }
 
 async function measureAll(o: TableOptions, cpu: number | undefined, pinning: string): Promise<Index> {

@@ -104,12 +104,18 @@ export async function modulesLoadedBy(folder: string, command: string[]): Promis
       process.stderr.write(JSON.stringify({ withBroker, afterCommand: loaded() }));
       process.exit(0);
     })();`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'close')) as [number | null];
+  const { code, stdout, stderr } = await runNode(['-e', script]);
   if (code !== 0) throw new Error(`the script exited with ${code}: ${stderr}`);
   return { ...(JSON.parse(stderr) as { withBroker: string[]; afterCommand: string[] }), stdout };
+}
+
+/** Runs `node ...argv` to its end: its status and everything it wrote. */
+export async function runNode(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
 }

@@ -4,21 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { sep } from 'node:path';
-import { MAIN_JS, modulesLoadedBy, spawnStrands } from '../helpers/spawn-broker';
-
-/** Runs `node ...argv` to its end. */
-async function run(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr };
-}
+import { MAIN_JS, modulesLoadedBy, runNode, spawnStrands } from '../helpers/spawn-broker';
 
 test('the broker runs without loading the bench harness; `strands bench` loads it', async () => {
   const loaded = await modulesLoadedBy('bench', ['bench', '--help']);
@@ -28,7 +15,7 @@ test('the broker runs without loading the bench harness; `strands bench` loads i
 });
 
 test('`strands bench --help` through the stand-in: the harness help, scenarios and all', async () => {
-  const { code, stdout } = await run([MAIN_JS, 'bench', '--help']);
+  const { code, stdout } = await runNode([MAIN_JS, 'bench', '--help']);
   assert.equal(code, 0);
   // Commander wraps lines at spaces.
   const help = stdout.replace(/\s+/g, ' ');
@@ -36,7 +23,7 @@ test('`strands bench --help` through the stand-in: the harness help, scenarios a
 });
 
 test('`strands bench` with a bad scenario: one line on stderr, status 2', async () => {
-  const { code, stderr } = await run([MAIN_JS, 'bench', 'nope', '--clients', '3']);
+  const { code, stderr } = await runNode([MAIN_JS, 'bench', 'nope', '--clients', '3']);
   assert.equal(code, 2);
   assert.match(stderr, /^strands: command-argument value 'nope' is invalid for argument 'scenario'\. Allowed choices are pingpong, throughput, fanout, broadcast, connect\.\n$/);
 });

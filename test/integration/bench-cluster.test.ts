@@ -6,15 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runScenario, type BenchResult } from '../../src/bench';
 import { clusterNode } from '../helpers/cluster-nodes';
 import { startNats } from '../helpers/nats';
-import { MAIN_JS } from '../helpers/spawn-broker';
+import { MAIN_JS, runNode } from '../helpers/spawn-broker';
 
 /** Short runs: enough to go through every part, not to measure anything. */
 const SHORT = ['--duration', '1', '--warmup', '0.3', '--drain', '5'];
@@ -22,14 +20,8 @@ const ROOM = 6;
 const RATE = 20;
 
 /** Runs `node dist/src/main.js bench ...args` to its end. */
-async function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [MAIN_JS, 'bench', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr };
+function bench(args: string[]): ReturnType<typeof runNode> {
+  return runNode([MAIN_JS, 'bench', ...args]);
 }
 
 function tempDir(t: { after(fn: () => void): void }): string {
