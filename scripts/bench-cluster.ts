@@ -4,7 +4,8 @@
  * in bench/results/ and renders the "Cluster" figures of docs/benchmarks.md
  * from those files.
  *
- *   node dist/scripts/bench-cluster.js [--runs 5] [--duration 10] [--warmup 2] [--room-size 1000] [--rate 100] [--doc docs/benchmarks.md]
+ *   node dist/scripts/bench-cluster.js [--runs 5] [--duration 10] [--warmup 2] [--room-size 1000] [--rate 100]
+ *        [--quiet-below 50] [--doc docs/benchmarks.md]
  *   node dist/scripts/bench-cluster.js --from-results [--doc docs/benchmarks.md]
  *
  * Three variants, all started by the harness on free ports and pinned to CPU 0
@@ -21,6 +22,11 @@
  * bench/results/fanout-cluster.json lists them, with the load average (from
  * /proc/loadavg) when each started.
  *
+ * On a machine shared with other work, --quiet-below P waits before each run
+ * (at most QUIET_WAIT_S seconds) until the machine's CPU use over 2 s is
+ * below P % of one core, all cores summed; each run's JSON says how much CPU
+ * other processes took during its window all the same.
+ *
  * --doc FILE replaces the text between `<!-- bench-cluster:start -->` and
  * `<!-- bench-cluster:end -->` in FILE with the figures: medians and ranges
  * over the rounds, and the two targets (brokers' CPU per delivery summed <=
@@ -31,6 +37,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { median } from '../bench/micro/common';
 import { runOn, writeOutputs, type BenchResult, type Target } from '../src/bench';
+import { readMachineCpuUs } from '../src/bench/proc-stats';
 import { pinHarness } from './bench-gate';
 import { commandLine, RESULTS_DIR, writeIntoDoc, type ResultsIndex } from './bench-table';
 
@@ -65,6 +72,8 @@ interface SeriesOptions {
   rate: number;
   doc: string | undefined;
   fromResults: boolean;
+  /** Before each run, wait for the machine's CPU use to fall below this, % of one core. */
+  quietBelow: number | undefined;
 }
 
 export interface Entry {
@@ -73,6 +82,8 @@ export interface Entry {
   file: string;
   /** /proc/loadavg's 1, 5 and 15 minute averages as the run started. */
   loadAverage: [number, number, number];
+  /** The machine's CPU use over the 2 s before the run, % of one core (all cores summed). */
+  busyBefore: number;
 }
 
 /** bench/results/fanout-cluster.json: the runs and how they were made. */
@@ -88,6 +99,7 @@ function parseArgs(argv: string[]): SeriesOptions {
       'room-size': { type: 'string', default: '1000' },
       rate: { type: 'string', default: '100' },
       doc: { type: 'string' },
+      'quiet-below': { type: 'string' },
       'from-results': { type: 'boolean', default: false },
     },
   });
@@ -99,11 +111,32 @@ function parseArgs(argv: string[]): SeriesOptions {
     rate: Number(values.rate),
     doc: values.doc,
     fromResults: values['from-results'] === true,
+    quietBelow: values['quiet-below'] === undefined ? undefined : Number(values['quiet-below']),
   };
+  if (o.quietBelow !== undefined && !(o.quietBelow > 0)) throw new Error('--quiet-below must be a number > 0 (% of one core)');
   if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a whole number >= 1');
   if (!Number.isInteger(o.roomSize) || o.roomSize < 2) throw new Error('--room-size must be a whole number >= 2 (a room split over two nodes)');
   if (!(o.duration > 0) || !(o.warmup >= 0) || !(o.rate > 0)) throw new Error('--duration and --rate must be > 0, --warmup >= 0');
   return o;
+}
+
+/** The longest wait for a quiet machine before a run goes ahead anyway. */
+const QUIET_WAIT_S = 300;
+const BUSY_SAMPLE_MS = 2000;
+
+/** The machine's CPU use over the next 2 s, % of one core. */
+async function busyPercent(): Promise<number> {
+  const from = readMachineCpuUs();
+  await new Promise((resolve) => setTimeout(resolve, BUSY_SAMPLE_MS));
+  return (100 * (readMachineCpuUs() - from)) / (BUSY_SAMPLE_MS * 1000);
+}
+
+/** Waits until the machine is busy below `limit` % of a core, or QUIET_WAIT_S have passed; returns the last reading. */
+async function waitForQuiet(limit: number | undefined): Promise<number> {
+  const deadline = Date.now() + QUIET_WAIT_S * 1000;
+  let busy = await busyPercent();
+  while (limit !== undefined && busy >= limit && Date.now() < deadline) busy = await busyPercent();
+  return busy;
 }
 
 function loadAverage(): [number, number, number] {
@@ -123,12 +156,13 @@ async function measureSeries(o: SeriesOptions, cpu: number | undefined, pinning:
   for (let round = 1; round <= o.runs; round++) {
     for (const variant of roundOrder(round)) {
       const { target, clientNodes } = targetOf(variant);
+      const busyBefore = Math.round(await waitForQuiet(o.quietBelow));
       const load = loadAverage();
-      process.stderr.write(`round ${round}/${o.runs}: ${VARIANT_LABEL[variant]} (load average ${load.join(' ')})...\n`);
+      process.stderr.write(`round ${round}/${o.runs}: ${VARIANT_LABEL[variant]} (load average ${load.join(' ')}, machine busy ${busyBefore}% of a core)...\n`);
       const result = await runOn(target, { scenario: 'fanout', roomSize: o.roomSize, rate: o.rate, payload: 64, duration: o.duration, warmup: o.warmup, drain: 2, clientNodes }, cpu);
       const file = `fanout-cluster.${variant}.${round}.json`;
       writeOutputs(result, { json: path.join(RESULTS_DIR, file) });
-      entries.push({ variant, round, file, loadAverage: load });
+      entries.push({ variant, round, file, loadAverage: load, busyBefore });
       const r = result.results;
       process.stderr.write(`  p50 ${r.latencyUs.p50} µs, brokers' CPU ${r.cpuUsPerOp} µs/delivery, nats-server ${result.cluster?.nats?.cpuUsPerOp ?? '-'} µs/delivery, ${result.verdict}\n`);
     }
@@ -211,6 +245,7 @@ export function renderCluster(index: Index, dir = RESULTS_DIR): string {
   const hop = spread(hops);
   const sameRun = spread(values('split', (r) => node(r, 2)?.overBackendNodeUs?.p50));
   const loads = spread(index.entries.map((e) => e.loadAverage[0]));
+  const busy = spread(index.entries.map((e) => e.busyBefore));
   const lost = runs.reduce((n, x) => n + x.r.results.lost, 0);
   const errors = runs.reduce((n, x) => n + x.r.results.errors, 0);
   const first = runs[0]?.r;
@@ -220,8 +255,9 @@ export function renderCluster(index: Index, dir = RESULTS_DIR): string {
     `Generated by \`${index.command}\` at ${index.generatedAt.slice(0, 16).replace('T', ' ')} UTC` +
       (first ? ` on ${first.machine.cores} × ${first.machine.cpuModel}, node ${first.machine.node}` : '') +
       `; ${index.pinning} (brokers and nats-server share CPU 0); fanout, a room of ${c?.roomSize ?? '?'} at ${c?.rate ?? '?'} publishes/s, ${c?.payload ?? '?'}-byte payloads, ${c?.duration ?? '?'} s window after ${c?.warmup ?? '?'} s warmup; ` +
-      `${rounds.length} rounds, each variant once a round in a rotating order. Each cell: median over the rounds (min-max). ` +
-      `Load average (1 min) as the runs started: ${loads ? `${loads.median.toFixed(1)} (${loads.min.toFixed(1)} to ${loads.max.toFixed(1)})` : '-'}; lost ${lost}, errors ${errors} over all ${runs.length} runs.`,
+      `${rounds.length} rounds, each variant once a round in a rotating order. Each cell: median over the rounds (min to max). ` +
+      `As the runs started: load average (1 min) ${loads ? `${loads.median.toFixed(1)} (${loads.min.toFixed(1)} to ${loads.max.toFixed(1)})` : '-'}, the machine's CPU use over the 2 s before ${show(busy, percent)} of a core. ` +
+      `Lost ${lost}, errors ${errors} over all ${runs.length} runs.`,
     '',
     `| | ${VARIANTS.map((v) => VARIANT_LABEL[v]).join(' | ')} |`,
     `|---|${VARIANTS.map(() => '---:').join('|')}|`,
@@ -239,6 +275,7 @@ export function renderCluster(index: Index, dir = RESULTS_DIR): string {
     row("node 2's p50 over node 1's, same run", each((r) => node(r, 2)?.overBackendNodeUs?.p50, signedMs, ['split'])),
     row('bus frames published to NATS', each((r) => r.cluster?.bus?.publishedPerSecond, perSecond, clustered)),
     row('bus frames received from NATS', each((r) => r.cluster?.bus?.receivedPerSecond, perSecond, clustered)),
+    row('other processes on the machine, % of a core', each((r) => r.results.machineCpuPercent?.others, percent)),
     '',
     '| target | measured | met |',
     '|---|---|---|',

@@ -6,7 +6,7 @@ import { ErrorTally } from './error-tally';
 import { createHistogram } from './histogram';
 import { backendTcp, targetNodes, type BenchOptions, type TargetNode } from './options';
 import { waitUntilAccepting } from './probe';
-import { readProcSample, usageBetween, type ProcSample, type TargetUsage } from './proc-stats';
+import { readMachineCpuUs, readProcSample, usageBetween, type ProcSample, type TargetUsage } from './proc-stats';
 import { backendPublisher, baselinePublisher, type Publisher } from './publisher';
 import type { ScenarioSpec } from './scenarios';
 import { portOf, resolveTargetProcess } from './target-process';
@@ -18,16 +18,19 @@ export interface MeasuredNode extends TargetNode {
   pidNote: string | undefined;
 }
 
-/** CPU and RSS of every node (in URL order) and of the cluster's nats-server, at one moment. */
+/** CPU and RSS of every node (in URL order) and of the cluster's nats-server, and the whole machine's CPU, at one moment. */
 export interface TargetSample {
   nodes: Array<ProcSample | undefined>;
   nats: ProcSample | undefined;
+  /** CPU time of every process on the machine so far, µs. */
+  machineCpuUs: number;
 }
 
-/** What the target spent between two samples: each node, and nats-server. */
+/** What the target spent between two samples: each node, and nats-server; and the whole machine's CPU. */
 export interface TargetUsages {
   nodes: Array<TargetUsage | undefined>;
   nats: TargetUsage | undefined;
+  machineCpuUs: number;
 }
 
 /** The parts of one run that every scenario shares, set up and torn down around it. */
@@ -82,7 +85,7 @@ export async function withHarness<T>(options: BenchOptions, spec: ScenarioSpec, 
       spec,
       pool: workers,
       errors,
-      sample: () => ({ nodes: nodes.map((n) => sampleProcess(n.pid, 'the target')), nats: sampleProcess(options.natsPid, 'nats-server') }),
+      sample: () => ({ nodes: nodes.map((n) => sampleProcess(n.pid, 'the target')), nats: sampleProcess(options.natsPid, 'nats-server'), machineCpuUs: readMachineCpuUs() }),
       busCounts,
       openClients: async () => {
         const opened = await workers.open(clientUrls, runId, options.concurrency, nowUs());
@@ -113,6 +116,7 @@ export function usagesBetween(cpuFrom: TargetSample, cpuTo: TargetSample, rssFro
   return {
     nodes: cpuFrom.nodes.map((from, i) => usageBetween(from, cpuTo.nodes[i], rssFrom.nodes[i], rssTo.nodes[i])),
     nats: usageBetween(cpuFrom.nats, cpuTo.nats, rssFrom.nats, rssTo.nats),
+    machineCpuUs: cpuTo.machineCpuUs - cpuFrom.machineCpuUs,
   };
 }
 

@@ -36,6 +36,18 @@ export function readProcSample(pid: number | undefined, atUs: number): ProcSampl
   return { cpuUs: (ticks * 1e6) / clockTicks(), rssBytes: rssKb * 1024, atUs };
 }
 
+/**
+ * CPU time every process on the machine has used so far (all cores), from
+ * /proc/stat: all but idle and iowait, so steal (time the hypervisor gave to
+ * other guests) counts as used, by someone else.
+ */
+export function readMachineCpuUs(): number {
+  const fields = /^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+  // user nice system idle iowait irq softirq steal; guest time is already in user.
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+  return ((user + nice + system + irq + softirq + steal) * 1e6) / clockTicks();
+}
+
 export interface MachineInfo {
   cpuModel: string;
   cores: number;

@@ -26,6 +26,8 @@ export interface Measurement {
   nodes: NodeMeasurement[];
   /** The cluster's nats-server over the window, when its pid is known. */
   nats: TargetUsage | undefined;
+  /** CPU time every process on the machine used over the window (all cores). */
+  machineCpuUs: number;
   /** CPU time of the harness process and of each worker over the window. */
   harnessCpuUs: { main: number; workers: number[] };
 }
@@ -126,6 +128,12 @@ export interface BenchResult {
     /** connect only: rssGrowthBytes per idle connection held. */
     rssBytesPerConn: number | null;
     harnessCpuPercent: { main: number; workers: number[] };
+    /**
+     * The whole machine's CPU over the window, % of one core: `all` processes, and `others`,
+     * those that are not the target, nats-server or the harness (other work on a shared machine,
+     * and time the hypervisor gave to other guests). Only with every target process measured.
+     */
+    machineCpuPercent: { all: number; others: number } | null;
     /** `unit` per second of the window (messages bucketed by send time). */
     perSecond: number[];
   };
@@ -177,6 +185,7 @@ export function buildResult(o: BenchOptions, spec: ScenarioSpec, workers: number
       // Under traffic RSS also holds buffers and garbage; only idle connections give a figure per connection.
       rssBytesPerConn: spec.role === 'idle' && target && m.connections > 0 ? Math.round(target.rssDeltaBytes / m.connections) : null,
       harnessCpuPercent: { main: percent(m.harnessCpuUs.main), workers: m.harnessCpuUs.workers.map(percent) },
+      machineCpuPercent: target && (o.natsPid === undefined || m.nats) ? machineShares(m, target) : null,
       perSecond: m.perSecond,
     },
     verdict: verdict(lost, errors),
@@ -209,6 +218,13 @@ function clusterResult(o: BenchOptions, m: Measurement, nodes: readonly Measured
     nats: o.natsPid === undefined ? null : processFigures(o.natsPid, m.nats, m.ops),
     bus: windowS > 0 && bus.every((b) => b !== undefined) ? { publishedPerSecond: round(sumBus('published') / windowS, 1), receivedPerSecond: round(sumBus('received') / windowS, 1), dropped: sumBus('dropped') } : null,
   };
+}
+
+/** The machine's CPU over the window, all of it and what was not the run's own, % of one core. */
+function machineShares(m: Measurement, target: TargetUsage): { all: number; others: number } {
+  const ours = target.cpuUs + (m.nats?.cpuUs ?? 0) + m.harnessCpuUs.main + sum(m.harnessCpuUs.workers);
+  const percent = (us: number): number => round((100 * us) / m.windowUs, 1);
+  return { all: percent(m.machineCpuUs), others: percent(Math.max(0, m.machineCpuUs - ours)) };
 }
 
 /** CPU per op, % of a core and RSS growth of one process (or of several, summed); nulls without a usage. */

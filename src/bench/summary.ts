@@ -10,6 +10,8 @@ export interface SummaryRow {
 
 /** A harness process this busy may be what limits the figures. */
 const SATURATED_PERCENT = 90;
+/** Other work on the machine this busy (% of a core) during the window takes time from the run. */
+const DISTURBED_PERCENT = 25;
 
 /** The runs shown side by side: the run, then its baseline when compared. */
 export function runsOf(result: BenchResult): BenchResult[] {
@@ -63,6 +65,7 @@ export function summaryRows(result: BenchResult): SummaryRow[] {
       ? { label: `${target} RSS per idle connection`, values: each((r) => formatBytes(r.results.rssBytesPerConn)) }
       : { label: `${target} RSS growth under load`, values: each((r) => formatBytes(r.results.rssGrowthBytes)) },
     { label: 'harness CPU % (main; workers)', values: each((r) => `${formatNumber(r.results.harnessCpuPercent.main)}; ${r.results.harnessCpuPercent.workers.map(formatNumber).join(', ')}`) },
+    { label: 'machine CPU % (all; others)', values: each((r) => (r.results.machineCpuPercent ? `${formatNumber(r.results.machineCpuPercent.all)}; ${formatNumber(r.results.machineCpuPercent.others)}` : '-')) },
     { label: 'verdict', values: each((r) => r.verdict) },
   );
   return rows;
@@ -75,6 +78,8 @@ export function notes(result: BenchResult): string[] {
     const cpu = r.results.harnessCpuPercent;
     const busiest = Math.max(cpu.main, ...cpu.workers);
     if (busiest >= SATURATED_PERCENT) out.push(`${r.target.kind} run: a harness process used ${formatNumber(busiest)}% of a core; the load generator may limit these figures (more --workers, or the harness on its own core)`);
+    const others = r.results.machineCpuPercent?.others ?? 0;
+    if (others >= DISTURBED_PERCENT) out.push(`${r.target.kind} run: other processes used ${formatNumber(others)}% of a core during the window: the figures may be disturbed`);
     if (r.results.errorSamples.length > 0) out.push(`${r.target.kind} run errors: ${r.results.errorSamples.join('; ')}`);
     if (r.target.pid === null) out.push(`${r.target.kind} run: no --target-pid, so no CPU or memory figures`);
     if (r.target.pidNote !== undefined) out.push(`${r.target.kind} run: ${r.target.pidNote}`);

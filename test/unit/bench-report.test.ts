@@ -33,6 +33,7 @@ function result(scenario: ScenarioName, perSecond: number, extra: { targetNote?:
     perSecond: new Array<number>(WINDOW_S).fill(perSecond),
     nodes: [{ connections, ops, latency, usage: { cpuUs: ops * 5, wallUs: WINDOW_S * 1e6, rssDeltaBytes: RSS_GROWTH }, bus: undefined }],
     nats: undefined,
+    machineCpuUs: ops * 5 + 5e6,
     harnessCpuUs: { main: 1e6, workers: [4e6] },
   };
   const node = { url: DEFAULTS.url, pid: 1234, pidNote: extra.targetNote, metrics: undefined, takesClients: true };
@@ -156,6 +157,8 @@ test('a cluster: a column per node, the brokers summed in the main table, nats-s
       { connections: 1, ops: 1000, latency: far, usage: { ...window, cpuUs: 6000 }, bus: undefined },
     ],
     nats: { ...window, cpuUs: 500 },
+    // The brokers, nats-server and the harness, and 3 s of other work.
+    machineCpuUs: 4000 + 6000 + 500 + 5e6 + 3e6,
     harnessCpuUs: { main: 1e6, workers: [4e6] },
   };
   const nodes = urls.map((url, i) => ({ url, pid: pids[i], pidNote: undefined, metrics: undefined, takesClients: true }));
@@ -166,6 +169,7 @@ test('a cluster: a column per node, the brokers summed in the main table, nats-s
   assert.deepEqual(run.cluster!.nodes[1]!.overBackendNodeUs, { p50: 600, p99: 600 });
   assert.deepEqual(run.cluster!.nats, { pid: 33, cpuUsPerOp: 0.25, cpuPercent: 0, rssGrowthBytes: 1 << 20 });
   assert.equal(run.cluster!.bus, null, 'one node without its metrics: no bus total');
+  assert.deepEqual(run.results.machineCpuPercent, { all: 80.1, others: 30 });
   const text = formatText(run);
   assert.match(text, /^brokers summed: CPU \(µs per delivery\) +5$/m);
   assert.match(text, /^node +1 \(backend\) +2$/m);
@@ -174,6 +178,8 @@ test('a cluster: a column per node, the brokers summed in the main table, nats-s
   assert.match(text, /^bus frames published +1,000 +-$/m);
   assert.match(text, /^nats-server \(pid 33\): 0\.25 µs per delivery, 0% of a core, not in the brokers' sum$/m);
   assert.match(text, /^bus: not measured/m);
+  assert.match(text, /^machine CPU % \(all; others\) +80\.1; 30$/m);
+  assert.match(text, /^note: broker run: other processes used 30% of a core during the window: the figures may be disturbed$/m);
   const html = renderHtml(run);
   assert.match(html, /<h2>Nodes<\/h2>\n<table>\n<tr><th>node<\/th><td>1 \(backend\)<\/td><td>2<\/td><\/tr>/);
   assert.match(html, /<p>nats-server \(pid 33\)/);

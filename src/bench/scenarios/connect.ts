@@ -46,6 +46,7 @@ export async function measureConnect(h: Harness): Promise<Measurement> {
       perSecond: opened.perSecond,
       nodes: h.perNode(opened.byUrl).map((n, i) => ({ connections: n.count, ops: n.count, latency: n.latency, usage: usages.nodes[i], bus: bus[i] })),
       nats: usages.nats,
+      machineCpuUs: usages.machineCpuUs,
       harnessCpuUs: { main: main.user + main.system, workers: opened.cpuUs },
     };
   } finally {

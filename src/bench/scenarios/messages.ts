@@ -70,6 +70,7 @@ export async function measureMessages(h: Harness): Promise<Measurement> {
       perSecond: drained.perSecond,
       nodes: received.map((r, i) => ({ connections: connected[i]!.count, ops: r.count, latency: r.latency, usage: usages.nodes[i], bus: bus[i] })),
       nats: usages.nats,
+      machineCpuUs: usages.machineCpuUs,
       harnessCpuUs: { main: main.user + main.system, workers: drained.cpuUs },
     };
   } finally {
