@@ -36,7 +36,7 @@ import { parseArgs as parseArgv } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { median } from '../bench/micro/common';
-import { runOn, writeOutputs, type BenchResult, type Target } from '../src/bench';
+import { exitOnSignals, runOn, writeOutputs, type BenchResult, type Target } from '../src/bench';
 import { readMachineCpuUs } from '../src/bench/proc-stats';
 import { pinHarness } from './bench-gate';
 import { commandLine, RESULTS_DIR, writeIntoDoc, type ResultsIndex } from './bench-table';
@@ -292,6 +292,7 @@ async function main(): Promise<number> {
   } else {
     const pin = pinHarness();
     if ('exitWith' in pin) return pin.exitWith;
+    exitOnSignals();
     process.stderr.write(`bench cluster: ${pin.pinning.note}\n`);
     index = await measureSeries(o, pin.pinning.serverCpu, pin.pinning.note);
   }

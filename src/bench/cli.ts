@@ -1,6 +1,7 @@
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { checkNodeChoice, DEFAULT_RATE, DEFAULTS, MAX_NODES, resolveOptions, SCENARIO_NAMES, parseHostPort, type BenchOptions, type ScenarioName } from './options';
 import { writeOutputs } from './outputs';
+import { exitOnSignals } from './processes';
 import { StatusLine } from './progress';
 import { formatText, overallVerdict } from './report-text';
 import { compareWithBaseline, runOn, type Target } from './targets';
@@ -152,6 +153,7 @@ export function benchCommand(): Command {
       } catch (err) {
         command.error(`error: ${(err as Error).message}`);
       }
+      exitOnSignals();
       const target: Target = flags.baseline ? { kind: 'baseline' } : flags.spawn ? { kind: 'spawn', nodes: flags.nodes } : { kind: 'running' };
       let result;
       try {

@@ -66,6 +66,17 @@ export async function startNatsProcess(opts: SpawnOptions = {}): Promise<NatsPro
   }
 }
 
+/**
+ * Makes SIGINT and SIGTERM end this process through process.exit, whose
+ * 'exit' handlers kill every server started here: by default a signal ends
+ * the process without them, and its servers would live on. For commands, not
+ * for a library's host.
+ */
+export function exitOnSignals(): void {
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
+}
+
 function serverProcess(pid: number, ready: ReadyPorts, stop: () => Promise<void>): ServerProcess {
   return { pid, wsPort: ready.ws, tcpPort: ready.tcp, metricsPort: ready.metrics, url: (p = '/') => `ws://127.0.0.1:${ready.ws}${p}`, stop };
 }

@@ -100,7 +100,7 @@ function listensOn(pid: number, port: number): boolean | undefined {
 }
 
 /** Every process below `pid` in the process tree, from each /proc/<n>/stat's parent pid. */
-function descendantsOf(pid: number): number[] {
+export function descendantsOf(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

@@ -10,9 +10,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { runScenario, type BenchResult } from '../../src/bench';
+import { descendantsOf } from '../../src/bench/target-process';
 import { clusterNode } from '../helpers/cluster-nodes';
 import { startNats } from '../helpers/nats';
-import { MAIN_JS, runNode } from '../helpers/spawn-broker';
+import { MAIN_JS, runNode, spawnStrands } from '../helpers/spawn-broker';
 
 /** Short runs: enough to go through every part, not to measure anything. */
 const SHORT = ['--duration', '1', '--warmup', '0.3', '--drain', '5'];
@@ -158,4 +159,38 @@ test('a wrong metrics address stops the run before any client connects, naming i
   const run = await bench(['fanout', '--room-size', '2', ...SHORT, '--url', `ws://127.0.0.1:${a.wsPort}/ws/bench`, '--tcp', `127.0.0.1:${a.tcpPort}`, '--metrics', wrong]);
   assert.equal(run.code, 1);
   assert.match(run.stderr, new RegExp(`^strands: cannot read the bus counters from http://${wrong}/metrics: HTTP \\d+\\n$`, 'm'));
+});
+
+/** Resolves once `pid` has exited (gone from /proc, or a zombie waiting to be reaped); rejects after 5 s. */
+async function exited(pid: number): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    let state: string;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+    } catch {
+      return;
+    }
+    if (state === 'Z') return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} is still running (${state})`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+test('SIGTERM in the middle of a cluster run: nats-server and the brokers it started are stopped too', async (t) => {
+  const run = spawnStrands(t, ['bench', 'fanout', '--spawn', '--nodes', '2', '--room-size', '4', '--rate', '10', '--duration', '60']);
+  await new Promise<void>((resolve) => {
+    let seen = '';
+    run.child.stderr!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      // The first status line comes once the clients are connected: every server is up.
+      if (/fanout (warmup|measure)/.test(seen)) resolve();
+    });
+  });
+  const servers = descendantsOf(run.child.pid!).filter((pid) => /nats-server|main\.js/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8')));
+  assert.equal(servers.length, 3, 'nats-server and two brokers');
+  run.child.kill('SIGTERM');
+  assert.deepEqual(await run.exited, { code: 143, signal: null });
+  await Promise.all(servers.map(exited));
 });
