@@ -19,7 +19,7 @@ import { Lifecycle, type Component } from './lifecycle';
 import { MetricsServer } from './metrics/metrics-server';
 import { ERROR_KINDS, type ErrorKind } from './protocol/errors';
 import { disconnectedLine, newBinaryMessageLine, newConnectionLine, newMessageLine } from './protocol/serializers';
-import type { StatsView } from './stats';
+import { liveView, type StatsView } from './stats';
 
 /** TCP keepalive on backend sockets: a backend whose host vanished is noticed within about a minute. */
 const BACKEND_KEEPALIVE_MS = 10_000;
@@ -122,7 +122,8 @@ export class Broker {
     );
     const fdGuard = new FdGuard(gateway, { reserve: config.fdReserve, wanted: config.maxConnections }, log, deps.descriptors ?? procDescriptors);
     this.stats = this.statsView(fdGuard);
-    if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this.stats, config.metricsHost, config.metricsPort, log);
+    const status = config.statusPage ? { rooms: config.statusPageRooms, queueLimits: { events: config.queueSize, bytes: config.queueBytes } } : undefined;
+    if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this.stats, config.metricsHost, config.metricsPort, log, status);
     // Each part relies on those before it: clients are closed (their events reach the pool, or other nodes) before the bus
     // closes and backends are flushed.
     const parts: Component[] = [...(this.metrics ? [this.metrics] : []), pool, ...(this.cluster ? [this.cluster] : []), this.backendServer, this.admission, gateway, authorizer, fdGuard];
@@ -200,93 +201,44 @@ export class Broker {
   private statsView(fdGuard: FdGuard): StatsView {
     const { gateway, pool, router, authorizer, admission, backendServer, eventsOut, config } = this;
     const sources = [router.stats.errors, authorizer.stats.errors, admission.stats.errors];
-    const broker = this;
-    return {
-      connections: {
-        get open() {
-          return gateway.openSockets;
-        },
-        get opened() {
-          return gateway.stats.opened;
-        },
-        closedBy: gateway.stats.closedBy,
-        get disconnectedByBackend() {
-          return gateway.stats.disconnectedByBackend;
-        },
-        refused: authorizer.stats.refused,
-        get waiting() {
-          return authorizer.waiting;
-        },
-        get slots() {
-          return authorizer.slots;
-        },
-        get abandoned() {
-          return authorizer.stats.abandoned;
-        },
-        get lateResponses() {
-          return authorizer.stats.lateResponses;
-        },
-      },
-      get rooms() {
-        return gateway.roomCount;
-      },
-      get messagesIn() {
-        return { new_message: eventsOut.new_message, ...router.stats.actions };
-      },
-      get messagesOut() {
-        return { connection_request: authorizer.stats.connectionRequests, ...eventsOut, heartbeat: pool.stats.heartbeats };
-      },
-      get forwardedUpgrades() {
-        return authorizer.stats.forwarded;
-      },
-      backends: {
-        get connected() {
-          return pool.size;
-        },
-        get authenticating() {
-          return admission.authenticating;
-        },
-        get dropped() {
-          return pool.stats.backendsDroppedForBackpressure;
-        },
-        get evicted() {
-          return admission.stats.evicted;
-        },
-        get refusedOverLimit() {
-          return admission.stats.refusedOverLimit;
-        },
-        get acceptErrors() {
-          return backendServer.acceptErrors;
-        },
-        get links() {
-          return pool.all;
-        },
-      },
-      queue: {
-        get depth() {
-          return pool.queued;
-        },
-        get bytes() {
-          return pool.queuedBytes;
-        },
-        get dropped() {
-          return pool.queueDropped;
-        },
-      },
-      get errors() {
-        return Object.fromEntries(ERROR_KINDS.map((kind) => [kind, sources.reduce((n, counts) => n + counts[kind], 0)])) as Record<ErrorKind, number>;
-      },
-      get repairedText() {
-        return router.stats.repairedText;
-      },
-      authLatency: authorizer.stats.authLatency,
-      descriptors: fdGuard.stats,
-      cluster: this.cluster?.stats,
-      get ready() {
-        return broker.phase === 'running' && (pool.size > 0 || config.queueSize > 0) && (broker.cluster?.stats.connected ?? true);
-      },
-    };
+    return liveView<StatsView>({
+      connections: () =>
+        liveView<StatsView['connections']>({
+          open: () => gateway.openSockets,
+          opened: () => gateway.stats.opened,
+          closedBy: () => gateway.stats.closedBy,
+          disconnectedByBackend: () => gateway.stats.disconnectedByBackend,
+          refused: () => authorizer.stats.refused,
+          waiting: () => authorizer.waiting,
+          slots: () => authorizer.slots,
+          abandoned: () => authorizer.stats.abandoned,
+          lateResponses: () => authorizer.stats.lateResponses,
+        }),
+      rooms: () => gateway.roomCount,
+      largestRooms: () => (n: number) => gateway.largestRooms(n),
+      messagesIn: () => ({ new_message: eventsOut.new_message, ...router.stats.actions }),
+      messagesOut: () => ({ connection_request: authorizer.stats.connectionRequests, ...eventsOut, heartbeat: pool.stats.heartbeats }),
+      forwardedUpgrades: () => authorizer.stats.forwarded,
+      backends: () =>
+        liveView<StatsView['backends']>({
+          connected: () => pool.size,
+          authenticating: () => admission.authenticating,
+          dropped: () => pool.stats.backendsDroppedForBackpressure,
+          evicted: () => admission.stats.evicted,
+          refusedOverLimit: () => admission.stats.refusedOverLimit,
+          acceptErrors: () => backendServer.acceptErrors,
+          links: () => pool.all,
+        }),
+      queue: () => liveView<StatsView['queue']>({ depth: () => pool.queued, bytes: () => pool.queuedBytes, dropped: () => pool.queueDropped }),
+      errors: () => Object.fromEntries(ERROR_KINDS.map((kind) => [kind, sources.reduce((n, counts) => n + counts[kind], 0)])) as Record<ErrorKind, number>,
+      repairedText: () => router.stats.repairedText,
+      authLatency: () => authorizer.stats.authLatency,
+      descriptors: () => fdGuard.stats,
+      cluster: () => this.cluster?.stats,
+      ready: () => this.phase === 'running' && (pool.size > 0 || config.queueSize > 0) && (this.cluster?.stats.connected ?? true),
+    });
   }
+
 }
 
 /** A PEM file's contents, or an error naming the flag (uWS alone would fail obscurely). */

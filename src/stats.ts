@@ -3,7 +3,7 @@ import type { FdGuardStats } from './admission/fd-guard';
 import type { ClusterStats } from './cluster/cluster';
 import type { RoutedAction } from './backends/backend-router';
 import type { ErrorKind } from './protocol/errors';
-import type { ClosedBy } from './gateway/gateway';
+import type { ClosedBy, RoomSize } from './gateway/gateway';
 import type { RejectStatus } from './gateway/session';
 
 /** One backend as the stats show it. */
@@ -40,6 +40,8 @@ export interface StatsView {
     readonly lateResponses: number;
   };
   readonly rooms: number;
+  /** The `n` rooms with the most members, largest first: one pass over the rooms, so for the status page only. */
+  largestRooms(n: number): readonly RoomSize[];
   /** Client frames (new_message) and backend actions acted on, by action. */
   readonly messagesIn: Readonly<Record<'new_message' | RoutedAction, number>>;
   /** Events handed to backends or the queue, by action. */
@@ -68,4 +70,14 @@ export interface StatsView {
   readonly cluster: ClusterStats | undefined;
   /** Listening, not draining, able to take events (a backend, or a queue to hold them), and in a cluster, on the bus. */
   readonly ready: boolean;
+}
+
+/**
+ * An object whose every property is read through its getter when asked:
+ * the view stays current without anyone copying numbers into it.
+ */
+export function liveView<T extends object>(getters: { [K in keyof T]: () => T[K] }): T {
+  const view = {};
+  for (const [name, get] of Object.entries(getters)) Object.defineProperty(view, name, { get: get as () => unknown, enumerable: true });
+  return view as T;
 }

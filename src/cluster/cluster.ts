@@ -6,6 +6,7 @@ import type { BackendPool } from '../backends/backend-pool';
 import type { BrokerConfig } from '../config';
 import type { Component } from '../lifecycle';
 import { errorLine } from '../protocol/serializers';
+import { liveView } from '../stats';
 import { packageVersion } from '../version';
 import { ClusterHub, type LocalClients, type BusStats } from './cluster-hub';
 import { Directory, type NodeEntry } from './directory';
@@ -78,26 +79,15 @@ export class Cluster implements Component {
     });
   }
 
-  get stats(): ClusterStats {
-    const cluster = this;
-    return {
-      nodeId: this.nodeId,
-      get connected() {
-        return cluster.transport.connected;
-      },
-      bus: this.hub.stats,
-      peers: this.peers.stats,
-      get subscriptions() {
-        return cluster.hub.subscriptions;
-      },
-      get nodes() {
-        return cluster.directory.nodes;
-      },
-      get nodesLost() {
-        return cluster.nodesLost;
-      },
-    };
-  }
+  readonly stats: ClusterStats = liveView<ClusterStats>({
+    nodeId: () => this.nodeId,
+    connected: () => this.transport.connected,
+    bus: () => this.hub.stats,
+    peers: () => this.peers.stats,
+    subscriptions: () => this.hub.subscriptions,
+    nodes: () => this.directory.nodes,
+    nodesLost: () => this.nodesLost,
+  });
 
   async start(): Promise<void> {
     await this.transport.start();

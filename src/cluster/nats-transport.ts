@@ -23,6 +23,8 @@ const CONFIRM_INTERVAL_MS = 100;
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5000;
 const FIRST_CONNECT_TIMEOUT_MS = 5000;
+/** How long a closing node waits for the server to take what it published last (the `disconnected` events of its clients). */
+const CLOSE_FLUSH_MS = 1000;
 
 /**
  * The bus over NATS: one connection per node, no echo of its own messages,
@@ -162,12 +164,16 @@ export class NatsTransport implements Transport {
     return this.connection().flush();
   }
 
+  /** Sends what was published (bounded by CLOSE_FLUSH_MS when the server is slow or gone), then closes. */
   async close(): Promise<void> {
     clearTimeout(this.confirmTimer);
     const nc = this.nc;
     this.nc = undefined;
+    const wasUp = this.up;
     this.setUp(false);
-    if (nc !== undefined && !nc.isClosed()) await nc.close();
+    if (nc === undefined || nc.isClosed()) return;
+    if (wasUp) await Promise.race([nc.flush().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, CLOSE_FLUSH_MS).unref())]);
+    await nc.close();
   }
 
   private connection(): NatsConnection {

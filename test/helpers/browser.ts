@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's chromium: .ci/run installs it; playwright-core never downloads a browser. */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -52,15 +52,42 @@ export interface OpenPageOptions {
   beforeLoad?: (page: Page) => Promise<unknown>;
 }
 
+/** Fails, never skips, without Chromium. */
+async function checkChromium(): Promise<void> {
+  await access(CHROMIUM_PATH, constants.X_OK).catch(() => {
+    throw new Error(`the browser tests need Chromium at ${CHROMIUM_PATH} (Debian: apt-get install chromium; .ci/run installs it)`);
+  });
+}
+
+/** Console messages of type error and uncaught exceptions in `page`, in order, as text, from now on. */
+export function collectErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
+  return errors;
+}
+
+/**
+ * Launches Chromium (a fresh temporary profile), closed when the test ends:
+ * for tests that open pages other servers serve, each in its own context
+ * (`browser.newContext()`: its own storage, as another device would have).
+ */
+export async function launchChromium(t: TestContext): Promise<Browser> {
+  await checkChromium();
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS });
+  t.after(() => browser.close());
+  return browser;
+}
+
 /**
  * Serves `site` on 127.0.0.1 (port 0), launches Chromium with a fresh profile,
  * opens `path` and waits for its load event. Everything is closed and the
  * profile removed when the test ends. Fails, never skips, without Chromium.
  */
 export async function openPage(t: TestContext, site: Site, options: OpenPageOptions = {}): Promise<TestPage> {
-  await access(CHROMIUM_PATH, constants.X_OK).catch(() => {
-    throw new Error(`the browser tests need Chromium at ${CHROMIUM_PATH} (Debian: apt-get install chromium; .ci/run installs it)`);
-  });
+  await checkChromium();
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
     const body = site[path];
@@ -84,11 +111,7 @@ export async function openPage(t: TestContext, site: Site, options: OpenPageOpti
   context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS });
 
   const page = context.pages()[0] ?? (await context.newPage());
-  const errors: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
-  });
-  page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
+  const errors = collectErrors(page);
   await options.beforeLoad?.(page);
   const response = await page.goto(origin + (options.path ?? '/index.html'), { waitUntil: 'load' });
   if (response?.status() !== 200) throw new Error(`${options.path ?? '/index.html'} answered ${response?.status()}`);
