@@ -53,14 +53,47 @@ export interface OpenPageOptions {
 }
 
 /**
- * Serves `site` on 127.0.0.1 (port 0), launches Chromium with a fresh profile,
- * opens `path` and waits for its load event. Everything is closed and the
- * profile removed when the test ends. Fails, never skips, without Chromium.
+ * Launches Chromium with a fresh profile; it is closed and the profile removed
+ * when the test ends. Fails, never skips, without Chromium.
  */
-export async function openPage(t: TestContext, site: Site, options: OpenPageOptions = {}): Promise<TestPage> {
+export async function launchChromium(t: TestContext): Promise<BrowserContext> {
   await access(CHROMIUM_PATH, constants.X_OK).catch(() => {
     throw new Error(`the browser tests need Chromium at ${CHROMIUM_PATH} (Debian: apt-get install chromium; .ci/run installs it)`);
   });
+  const profile = await mkdtemp(join(tmpdir(), 'strands-chromium-'));
+  let context: BrowserContext | undefined;
+  // One hook, so that the browser is gone before its profile is removed.
+  t.after(async () => {
+    await context?.close();
+    await rm(profile, { recursive: true, force: true });
+  });
+  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS });
+  return context;
+}
+
+/** Console messages of type error and uncaught exceptions in `page` from now on, in order, as text; the array fills as they come. */
+export function pageErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
+  return errors;
+}
+
+/** Opens `url` in `page` and waits for its load event; throws unless it answered 200. */
+export async function load(page: Page, url: string): Promise<void> {
+  const response = await page.goto(url, { waitUntil: 'load' });
+  if (response?.status() !== 200) throw new Error(`${url} answered ${response?.status()}`);
+  // A round trip: what the page logged while loading has been reported once it answers.
+  await page.evaluate('0');
+}
+
+/**
+ * Serves `site` on 127.0.0.1 (port 0), launches Chromium (launchChromium),
+ * opens `path` and waits for its load event. The server stops when the test ends.
+ */
+export async function openPage(t: TestContext, site: Site, options: OpenPageOptions = {}): Promise<TestPage> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
     const body = site[path];
@@ -70,29 +103,16 @@ export async function openPage(t: TestContext, site: Site, options: OpenPageOpti
     }
     res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
   });
-  const profile = await mkdtemp(join(tmpdir(), 'strands-chromium-'));
-  let context: BrowserContext | undefined;
-  // One hook, so that the browser is gone before its profile is removed.
-  t.after(async () => {
-    await context?.close();
-    await rm(profile, { recursive: true, force: true });
+  t.after(() => {
     server.closeAllConnections();
     server.close();
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS });
-
+  const context = await launchChromium(t);
   const page = context.pages()[0] ?? (await context.newPage());
-  const errors: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') errors.push(message.text());
-  });
-  page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`));
+  const errors = pageErrors(page);
   await options.beforeLoad?.(page);
-  const response = await page.goto(origin + (options.path ?? '/index.html'), { waitUntil: 'load' });
-  if (response?.status() !== 200) throw new Error(`${options.path ?? '/index.html'} answered ${response?.status()}`);
-  // A round trip: what the page logged while loading has arrived in `errors` once it answers.
-  await page.evaluate('0');
+  await load(page, origin + (options.path ?? '/index.html'));
   return { page, origin, errors };
 }
