@@ -122,7 +122,8 @@ export class Broker {
     );
     const fdGuard = new FdGuard(gateway, { reserve: config.fdReserve, wanted: config.maxConnections }, log, deps.descriptors ?? procDescriptors);
     this.stats = this.statsView(fdGuard);
-    if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this.stats, config.metricsHost, config.metricsPort, log);
+    const status = config.statusPage ? { rooms: config.statusPageRooms, queueLimits: { events: config.queueSize, bytes: config.queueBytes } } : undefined;
+    if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this.stats, config.metricsHost, config.metricsPort, log, status);
     // Each part relies on those before it: clients are closed (their events reach the pool, or other nodes) before the bus
     // closes and backends are flushed.
     const parts: Component[] = [...(this.metrics ? [this.metrics] : []), pool, ...(this.cluster ? [this.cluster] : []), this.backendServer, this.admission, gateway, authorizer, fdGuard];
@@ -214,6 +215,7 @@ export class Broker {
           lateResponses: () => authorizer.stats.lateResponses,
         }),
       rooms: () => gateway.roomCount,
+      largestRooms: () => (n: number) => gateway.largestRooms(n),
       messagesIn: () => ({ new_message: eventsOut.new_message, ...router.stats.actions }),
       messagesOut: () => ({ connection_request: authorizer.stats.connectionRequests, ...eventsOut, heartbeat: pool.stats.heartbeats }),
       forwardedUpgrades: () => authorizer.stats.forwarded,

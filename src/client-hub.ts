@@ -43,3 +43,11 @@ export interface ClientHub {
   /** Members of a room, one page of sorted client ids after `cursor`. */
   roomPage(roomId: string, cursor: string, limit: number): RoomPage | Promise<RoomPage>;
 }
+
+/** Told by the gateway when a room or client id gets its first socket on this node, or loses its last. */
+export interface Membership {
+  roomOpened(roomId: string): void;
+  roomClosed(roomId: string): void;
+  clientOpened(clientId: string): void;
+  clientClosed(clientId: string): void;
+}

@@ -60,6 +60,10 @@ export interface BrokerConfig {
   clusterTlsCert: string | undefined;
   clusterTlsKey: string | undefined;
   clusterHeartbeat: number;
+  /** Serve the live status page (/status, /stats.json) on the metrics port. */
+  statusPage: boolean;
+  /** Name the largest rooms there; off, rooms are only counted. */
+  statusPageRooms: boolean;
 }
 
 /** A bad value for one setting; `message` is one line that names the flag. */
@@ -75,8 +79,8 @@ export interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
   /** Environment variables, most specific first. */
   env: string[];
   default: BrokerConfig[K];
-  /** Placeholder shown in --help. */
-  arg: string;
+  /** Placeholder shown in --help; none for a switch, which takes no value on the command line. */
+  arg?: string;
   /** How --help and the README show the default, when String(default) would not read well. */
   shown?: string;
   /** Secrets are never echoed back in errors. */
@@ -130,6 +134,14 @@ function subjectPart(maxLength: number): Parser<string> {
     if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(value) || value.length > maxLength) throw new Error(`expected letters, digits, _ and - (dots between parts), at most ${maxLength} characters, got ${JSON.stringify(value)}`);
     return value;
   };
+}
+
+/** A switch: set by its flag alone ('true' from the command line), or by its environment variable. */
+function onOff(value: string): boolean {
+  const word = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(word)) return true;
+  if (['0', 'false', 'no', 'off'].includes(word)) return false;
+  throw new Error(`expected 1, true, yes or on (or 0, false, no, off), got ${JSON.stringify(value)}`);
 }
 
 function idleSeconds(value: string): number {
@@ -189,14 +201,21 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'clusterTlsKey', flag: 'cluster-tls-key', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM private key for --cluster-tls-cert', parse: text }),
   setting({ key: 'clusterHeartbeat', flag: 'cluster-heartbeat', env: [], default: 1000, arg: 'ms', description: 'how often each node announces itself; three missed and it counts as gone', parse: integer(100, 60_000) }),
   setting({ key: 'fdReserve', flag: 'fd-reserve', env: [], default: 128, arg: 'n', description: 'file descriptors kept free for backends: the WebSocket port stops accepting when fewer are left', parse: integer(16, 1_000_000) }),
+  setting({ key: 'statusPage', flag: 'status-page', env: [], default: false, shown: 'off', description: 'serve a live status page at /status (and /stats.json) on the metrics port; needs --metrics-port', parse: onOff }),
+  setting({ key: 'statusPageRooms', flag: 'status-page-rooms', env: [], default: false, shown: 'off', description: 'name the largest rooms on the status page (otherwise room ids never leave the broker there); needs --status-page', parse: onOff }),
 ].map((s) => ({ ...s, env: [strandsEnv(s.flag), ...s.env] })) as Setting[];
+
+/** How the flag is typed: `--ws-port <port>`, or `--status-page` for a switch. */
+export function flagUsage(s: Setting): string {
+  return s.arg === undefined ? `--${s.flag}` : `--${s.flag} <${s.arg}>`;
+}
 
 /** The default as --help and the README show it. */
 export function shownDefault(s: Setting): string {
   return s.shown ?? String(s.default);
 }
 
-/** Settings that only make sense together; checked after every value parsed. */
+/** Settings that only make sense together, or only with another; checked after every value parsed. */
 function checkPairs(config: BrokerConfig): void {
   const pairs: [keyof BrokerConfig, keyof BrokerConfig, string, string][] = [
     ['tlsCert', 'tlsKey', 'tls-cert', 'tls-key'],
@@ -206,6 +225,9 @@ function checkPairs(config: BrokerConfig): void {
   for (const [a, b, flagA, flagB] of pairs) {
     if ((config[a] === undefined) !== (config[b] === undefined)) throw new ConfigError(`--${flagA} and --${flagB} must be given together`);
   }
+  // The status page lives on the metrics port, and names rooms only when it is there: a switch that would do nothing is refused.
+  if (config.statusPage && config.metricsPort === undefined) throw new ConfigError('--status-page needs --metrics-port (the page is served there)');
+  if (config.statusPageRooms && !config.statusPage) throw new ConfigError('--status-page-rooms needs --status-page');
 }
 
 export function defaultConfig(): BrokerConfig {

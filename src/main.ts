@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs';
 import type * as tls from 'node:tls';
 import { Command, CommanderError, Option } from 'commander';
 import { Broker } from './broker';
-import { ConfigError, SETTINGS, resolveConfig, shownDefault } from './config';
+import { ConfigError, SETTINGS, flagUsage, resolveConfig, shownDefault } from './config';
 import { createLogger } from './logger';
 import { startEchoBackend } from './sdk/echo-backend';
+import type { DemoFlags } from './demo/demo';
 import { packageVersion } from './version';
 
 /** Exit status for a bad flag or environment value, as for a usage error. */
@@ -16,14 +17,18 @@ function fail(message: string, status = 1): never {
   process.exit(status);
 }
 
-async function runBroker(flags: Record<string, string | undefined>): Promise<void> {
-  let config;
+/** `read()`, or exit 2 with its one-line message naming the bad setting. */
+function checked<T>(read: () => T): T {
   try {
-    config = resolveConfig(flags, process.env);
+    return read();
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
     throw err;
   }
+}
+
+async function runBroker(flags: Record<string, string | undefined>): Promise<void> {
+  const config = checked(() => resolveConfig(flags, process.env));
   const log = createLogger(config.logLevel);
   let broker: Broker | undefined;
   let signals = 0;
@@ -50,7 +55,7 @@ async function runBroker(flags: Record<string, string | undefined>): Promise<voi
 function brokerOptions(): Option[] {
   return SETTINGS.map((s) => {
     const env = s.env.join(', ');
-    return new Option(`--${s.flag} <${s.arg}>`, `${s.description} (default: ${shownDefault(s)}; env: ${env})`);
+    return new Option(flagUsage(s), `${s.description} (default: ${shownDefault(s)}; env: ${env})`);
   });
 }
 
@@ -67,9 +72,13 @@ export function buildCli(): Command {
       .enablePositionalOptions(),
   );
   for (const option of brokerOptions()) program.addOption(option);
-  program.action(async (options: Record<string, string | undefined>) => {
+  program.action(async (options: Record<string, string | true | undefined>) => {
     const flags: Record<string, string | undefined> = {};
-    for (const s of SETTINGS) flags[s.flag] = options[camel(s.flag)];
+    // Commander gives a switch that was given as `true`; the settings table reads text.
+    for (const s of SETTINGS) {
+      const value = options[camel(s.flag)];
+      flags[s.flag] = value === true ? 'true' : value;
+    }
     await runBroker(flags);
   });
 
@@ -78,7 +87,7 @@ export function buildCli(): Command {
     .description('run a backend that accepts every client and echoes each message back to its sender');
   for (const s of SETTINGS) {
     const about = ECHO_SETTINGS[s.flag];
-    if (about) echo.addOption(new Option(`--${s.flag} <${s.arg}>`, `${about} (default: ${shownDefault(s)}; env: ${s.env.join(', ')})`));
+    if (about) echo.addOption(new Option(flagUsage(s), `${about} (default: ${shownDefault(s)}; env: ${s.env.join(', ')})`));
   }
   echo
     .option('--backend-tls', "connect over TLS (a broker run with --backend-tls-cert), verifying its certificate against the system's CAs")
@@ -92,6 +101,18 @@ export function buildCli(): Command {
       const stop = (): void => void backend.close().then(() => process.exit(0));
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+    });
+  program
+    .command('demo')
+    .description('try strands: a broker, a chat backend written with the SDK and a chat page using the browser client, in one process; prints the URL to open')
+    .option('--port <port>', 'HTTP port of the chat page (0 picks a free one)', '8000')
+    .option('--ws-port <port>', "the broker's WebSocket port (0 picks a free one)", '0')
+    .option('--tcp-port <port>', "the broker's backend port, on 127.0.0.1 (0 picks a free one)", '0')
+    .option('--host <addr>', 'bind address of the page and the WebSocket port; 0.0.0.0 to open it from a phone on your network', '127.0.0.1')
+    .action(async (options: DemoFlags) => {
+      // Loaded only here: the broker itself never loads the demo or its page.
+      const { demoSettings, runDemo } = await import('./demo/demo');
+      await runDemo(checked(() => demoSettings(options)));
     });
   // A stand-in that hands its arguments to the real command: the harness is loaded only when it runs, never with the broker.
   program
@@ -124,12 +145,7 @@ function echoSettings(options: Record<string, unknown>): { tcpHost: string; tcpP
     flags[s.flag] = options[camel(s.flag)] as string | undefined;
     for (const name of s.env) env[name] = process.env[name];
   }
-  try {
-    return resolveConfig(flags, env);
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, EXIT_USAGE);
-    throw err;
-  }
+  return checked(() => resolveConfig(flags, env));
 }
 
 function echoTls(options: Record<string, unknown>): tls.ConnectionOptions | undefined {
@@ -144,7 +160,6 @@ function echoTls(options: Record<string, unknown>): tls.ConnectionOptions | unde
   if (options.backendTlsInsecure === true) return { rejectUnauthorized: false };
   return options.backendTls === true ? {} : undefined;
 }
-
 
 function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());

@@ -3,7 +3,7 @@ import type { FdGuardStats } from './admission/fd-guard';
 import type { ClusterStats } from './cluster/cluster';
 import type { RoutedAction } from './backends/backend-router';
 import type { ErrorKind } from './protocol/errors';
-import type { ClosedBy } from './gateway/gateway';
+import type { ClosedBy, RoomSize } from './gateway/gateway';
 import type { RejectStatus } from './gateway/session';
 
 /** One backend as the stats show it. */
@@ -40,6 +40,8 @@ export interface StatsView {
     readonly lateResponses: number;
   };
   readonly rooms: number;
+  /** The `n` rooms with the most members, largest first: one pass over the rooms, so for the status page only. */
+  largestRooms(n: number): readonly RoomSize[];
   /** Client frames (new_message) and backend actions acted on, by action. */
   readonly messagesIn: Readonly<Record<'new_message' | RoutedAction, number>>;
   /** Events handed to backends or the queue, by action. */

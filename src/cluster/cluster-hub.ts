@@ -1,4 +1,4 @@
-import type { Audience, ClientHub, Exclusions, Payload, RoomPage } from '../client-hub';
+import type { Audience, ClientHub, Exclusions, Membership, Payload, RoomPage } from '../client-hub';
 import { LineRejected } from '../protocol/errors';
 import type { Directory } from './directory';
 import { decodeFrame, encodeFrame, FrameKind, type Frame } from './frames';
@@ -15,14 +15,6 @@ const ANSWER_CHUNK_BYTES = 256 * 1024;
 /** What the cluster needs of this node's WebSocket side beyond the hub: every member of a local room. */
 export interface LocalClients extends ClientHub {
   roomPage(roomId: string, cursor: string, limit: number): RoomPage;
-}
-
-/** Told by the gateway when a room or client id gets its first local socket, or loses its last. */
-export interface Membership {
-  roomOpened(roomId: string): void;
-  roomClosed(roomId: string): void;
-  clientOpened(clientId: string): void;
-  clientClosed(clientId: string): void;
 }
 
 export interface BusStats {

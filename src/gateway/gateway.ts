@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
-import type { Audience, ClientHub, Exclusions, Payload, RoomPage } from '../client-hub';
-import type { Membership } from '../cluster/cluster-hub';
+import type { Audience, ClientHub, Exclusions, Membership, Payload, RoomPage } from '../client-hub';
 import type { Component } from '../lifecycle';
 import { CloseCode } from '../protocol/close-codes';
 import { addHeader } from '../protocol/headers';
@@ -78,6 +77,17 @@ function closeReason(code: number, message: ArrayBuffer): keyof ClosedBy {
 }
 
 type Socket = WebSocket<ClientSession>;
+
+/** A room and how many distinct client ids are in it. */
+export interface RoomSize {
+  room: string;
+  members: number;
+}
+
+/** Larger rooms first; among equals, the smaller room id. */
+function ranksBefore(members: number, room: string, other: RoomSize): boolean {
+  return members > other.members || (members === other.members && room < other.room);
+}
 
 /**
  * The WebSocket side: a uWS app whose upgrades wait for the broker's verdict,
@@ -195,6 +205,25 @@ export class Gateway implements ClientHub, Component {
 
   get roomCount(): number {
     return this.rooms.size;
+  }
+
+  /**
+   * The `n` rooms with the most members (distinct client ids, as room_info
+   * counts them), largest first, ties by room id. One pass over the rooms,
+   * keeping only the `n` best: for the status page, not the hot path.
+   */
+  largestRooms(n: number): RoomSize[] {
+    const top: RoomSize[] = [];
+    if (n <= 0) return top;
+    for (const [room, members] of this.rooms) {
+      const size = members.size;
+      if (top.length === n && !ranksBefore(size, room, top[n - 1] as RoomSize)) continue;
+      let at = top.length;
+      while (at > 0 && ranksBefore(size, room, top[at - 1] as RoomSize)) at--;
+      top.splice(at, 0, { room, members: size });
+      if (top.length > n) top.pop();
+    }
+    return top;
   }
 
   get accepting(): boolean {

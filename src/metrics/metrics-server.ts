@@ -5,6 +5,7 @@ import { AUTH_LATENCY_BOUNDS, AUTH_OUTCOMES } from '../admission/auth-latency';
 import type { Component } from '../lifecycle';
 import { ERROR_KINDS } from '../protocol/errors';
 import type { StatsView } from '../stats';
+import { StatusPage, type StatusPageOptions } from './status-page';
 
 /**
  * Prometheus metrics on a private registry. The hot path only bumps plain
@@ -129,9 +130,10 @@ function authLatencyHistogram(stats: StatsView): Parameters<Registry['registerMe
   return metric as unknown as Parameters<Registry['registerMetric']>[0];
 }
 
-/** /metrics (Prometheus), /healthz and /readyz on their own port. */
+/** /metrics (Prometheus), /healthz and /readyz on their own port; with `status`, the status page too. */
 export class MetricsServer implements Component {
   private readonly server: Server;
+  private readonly statusPage: StatusPage | undefined;
   private boundPort = 0;
 
   constructor(
@@ -139,10 +141,13 @@ export class MetricsServer implements Component {
     private readonly host: string,
     private readonly port: number,
     log: Logger,
+    status?: StatusPageOptions,
   ) {
     const registry = buildRegistry(stats);
+    const statusPage = (this.statusPage = status ? new StatusPage(stats, status) : undefined);
+    const paths = statusPage ? '/metrics, /healthz, /readyz or /status' : '/metrics, /healthz or /readyz';
     this.server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
+      const path = (req.url ?? '/').split('?')[0] as string;
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { Allow: 'GET, HEAD' }).end();
         return;
@@ -160,8 +165,8 @@ export class MetricsServer implements Component {
             res.writeHead(500).end();
           },
         );
-      } else {
-        res.writeHead(404, { 'Content-Type': 'text/plain' }).end('try /metrics, /healthz or /readyz\n');
+      } else if (!statusPage?.serve(path, res)) {
+        res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`try ${paths}\n`);
       }
     });
     // Kept for the server's whole life: an error on accept (EMFILE) must not become an uncaught exception.
@@ -182,12 +187,14 @@ export class MetricsServer implements Component {
         this.server.off('error', onError);
         const address = this.server.address();
         this.boundPort = typeof address === 'object' && address !== null ? address.port : this.port;
+        this.statusPage?.start();
         resolve();
       });
     });
   }
 
   stop(): Promise<void> {
+    this.statusPage?.stop();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       // Scrapers keep connections alive; they must not hold the shutdown up.

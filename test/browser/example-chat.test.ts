@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { BrowserContext, Page } from 'playwright-core';
-import { CLIENT_BUNDLE, launchChromium, load, pageErrors } from '../helpers/browser';
+import type { Browser, Page } from 'playwright-core';
+import { CLIENT_BUNDLE, collectErrors, launchChromium } from '../helpers/browser';
 import { within } from '../helpers/deadline';
 import { spawnBroker } from '../helpers/spawn-broker';
 import { openClient, upgradeStatus, type TestClient } from '../helpers/ws-client';
@@ -69,12 +69,12 @@ interface ChatPage {
   errors: string[];
 }
 
-/** A new tab on the chat page that enters as `name` and waits until it is online. */
-async function enter(browser: BrowserContext, chat: Chat, name: string): Promise<ChatPage> {
-  const page = await browser.newPage();
+/** The chat page in a context of its own (as on another device), entered as `name`, once it is online. */
+async function enter(browser: Browser, chat: Chat, name: string): Promise<ChatPage> {
+  const page = await (await browser.newContext()).newPage();
   page.setDefaultTimeout(WAIT_MS);
-  const errors = pageErrors(page);
-  await load(page, chat.pageUrl);
+  const errors = collectErrors(page);
+  assert.equal((await page.goto(chat.pageUrl))?.status(), 200);
   await page.fill('#name', name);
   await page.click('#login button');
   await state(page, 'open');

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's chromium: .ci/run installs it; playwright-core never downloads a browser. */
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -52,27 +52,15 @@ export interface OpenPageOptions {
   beforeLoad?: (page: Page) => Promise<unknown>;
 }
 
-/**
- * Launches Chromium with a fresh profile; it is closed and the profile removed
- * when the test ends. Fails, never skips, without Chromium.
- */
-export async function launchChromium(t: TestContext): Promise<BrowserContext> {
+/** Fails, never skips, without Chromium. */
+async function checkChromium(): Promise<void> {
   await access(CHROMIUM_PATH, constants.X_OK).catch(() => {
     throw new Error(`the browser tests need Chromium at ${CHROMIUM_PATH} (Debian: apt-get install chromium; .ci/run installs it)`);
   });
-  const profile = await mkdtemp(join(tmpdir(), 'strands-chromium-'));
-  let context: BrowserContext | undefined;
-  // One hook, so that the browser is gone before its profile is removed.
-  t.after(async () => {
-    await context?.close();
-    await rm(profile, { recursive: true, force: true });
-  });
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS });
-  return context;
 }
 
-/** Console messages of type error and uncaught exceptions in `page` from now on, in order, as text; the array fills as they come. */
-export function pageErrors(page: Page): string[] {
+/** Console messages of type error and uncaught exceptions in `page`, in order, as text, from now on. */
+export function collectErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on('console', (message) => {
     if (message.type() === 'error') errors.push(message.text());
@@ -81,19 +69,25 @@ export function pageErrors(page: Page): string[] {
   return errors;
 }
 
-/** Opens `url` in `page` and waits for its load event; throws unless it answered 200. */
-export async function load(page: Page, url: string): Promise<void> {
-  const response = await page.goto(url, { waitUntil: 'load' });
-  if (response?.status() !== 200) throw new Error(`${url} answered ${response?.status()}`);
-  // A round trip: what the page logged while loading has been reported once it answers.
-  await page.evaluate('0');
+/**
+ * Launches Chromium (a fresh temporary profile), closed when the test ends:
+ * for tests that open pages other servers serve, each in its own context
+ * (`browser.newContext()`: its own storage, as another device would have).
+ */
+export async function launchChromium(t: TestContext): Promise<Browser> {
+  await checkChromium();
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS });
+  t.after(() => browser.close());
+  return browser;
 }
 
 /**
- * Serves `site` on 127.0.0.1 (port 0), launches Chromium (launchChromium),
- * opens `path` and waits for its load event. The server stops when the test ends.
+ * Serves `site` on 127.0.0.1 (port 0), launches Chromium with a fresh profile,
+ * opens `path` and waits for its load event. Everything is closed and the
+ * profile removed when the test ends. Fails, never skips, without Chromium.
  */
 export async function openPage(t: TestContext, site: Site, options: OpenPageOptions = {}): Promise<TestPage> {
+  await checkChromium();
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
     const body = site[path];
@@ -103,16 +97,25 @@ export async function openPage(t: TestContext, site: Site, options: OpenPageOpti
     }
     res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(path)] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body);
   });
-  t.after(() => {
+  const profile = await mkdtemp(join(tmpdir(), 'strands-chromium-'));
+  let context: BrowserContext | undefined;
+  // One hook, so that the browser is gone before its profile is removed.
+  t.after(async () => {
+    await context?.close();
+    await rm(profile, { recursive: true, force: true });
     server.closeAllConnections();
     server.close();
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const context = await launchChromium(t);
+  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_FLAGS });
+
   const page = context.pages()[0] ?? (await context.newPage());
-  const errors = pageErrors(page);
+  const errors = collectErrors(page);
   await options.beforeLoad?.(page);
-  await load(page, origin + (options.path ?? '/index.html'));
+  const response = await page.goto(origin + (options.path ?? '/index.html'), { waitUntil: 'load' });
+  if (response?.status() !== 200) throw new Error(`${options.path ?? '/index.html'} answered ${response?.status()}`);
+  // A round trip: what the page logged while loading has arrived in `errors` once it answers.
+  await page.evaluate('0');
   return { page, origin, errors };
 }

@@ -85,3 +85,31 @@ export async function spawnBroker(t: TestContext, args: string[] = [], env: Reco
   const listening = await proc.log('strands broker listening');
   return { ...proc, wsPort: portOf(listening.ws), tcpPort: portOf(listening.tcp), listening };
 }
+
+/**
+ * The modules under src/<folder>/ a process has loaded after it started a
+ * broker through the CLI, and after it then ran `strands <command...>` in the
+ * same process: for commands that must load their code only when they run.
+ */
+export async function modulesLoadedBy(folder: string, command: string[]): Promise<{ withBroker: string[]; afterCommand: string[]; stdout: string }> {
+  const script = `
+    const { sep } = require('node:path');
+    const { buildCli } = require(${JSON.stringify(MAIN_JS)});
+    const loaded = () => Object.keys(require.cache).filter((f) => f.includes(sep + 'src' + sep + ${JSON.stringify(folder)} + sep));
+    (async () => {
+      await buildCli().parseAsync(['--host', '127.0.0.1', '--ws-port', '0', '--tcp-port', '0', '--log-level', 'silent'], { from: 'user' });
+      const withBroker = loaded();
+      // --help ends in a CommanderError (the CLI's exitOverride): what was loaded by then is what counts.
+      await buildCli().parseAsync(${JSON.stringify(command)}, { from: 'user' }).catch(() => {});
+      process.stderr.write(JSON.stringify({ withBroker, afterCommand: loaded() }));
+      process.exit(0);
+    })();`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`the script exited with ${code}: ${stderr}`);
+  return { ...(JSON.parse(stderr) as { withBroker: string[]; afterCommand: string[] }), stdout };
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { sep } from 'node:path';
-import { MAIN_JS, spawnStrands } from '../helpers/spawn-broker';
+import { MAIN_JS, modulesLoadedBy, spawnStrands } from '../helpers/spawn-broker';
 
 /** Runs `node ...argv` to its end. */
 async function run(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -21,24 +21,10 @@ async function run(argv: string[]): Promise<{ code: number | null; stdout: strin
 }
 
 test('the broker runs without loading the bench harness; `strands bench` loads it', async () => {
-  // Starts a broker through the CLI, lists the src/bench modules loaded, then does the same after `strands bench --help`.
-  const script = `
-    const { sep } = require('node:path');
-    const { buildCli } = require(${JSON.stringify(MAIN_JS)});
-    const benchModules = () => Object.keys(require.cache).filter((f) => f.includes(sep + 'src' + sep + 'bench' + sep));
-    (async () => {
-      await buildCli().parseAsync(['--host', '127.0.0.1', '--ws-port', '0', '--tcp-port', '0', '--log-level', 'silent'], { from: 'user' });
-      const withBroker = benchModules();
-      await buildCli().parseAsync(['bench', '--help'], { from: 'user' }).catch(() => {});
-      process.stderr.write(JSON.stringify({ withBroker, afterBench: benchModules() }));
-      process.exit(0);
-    })();`;
-  const { code, stdout, stderr } = await run(['-e', script]);
-  assert.equal(code, 0, stderr);
-  const loaded = JSON.parse(stderr) as { withBroker: string[]; afterBench: string[] };
+  const loaded = await modulesLoadedBy('bench', ['bench', '--help']);
   assert.deepEqual(loaded.withBroker, [], 'no src/bench module while the broker runs');
-  assert.ok(loaded.afterBench.some((f) => f.endsWith(`${sep}bench${sep}cli.js`)), `strands bench loads src/bench/cli.js: ${loaded.afterBench.join(', ')}`);
-  assert.match(stdout, /^Usage: strands bench \[options\] <scenario>/);
+  assert.ok(loaded.afterCommand.some((f) => f.endsWith(`${sep}bench${sep}cli.js`)), `strands bench loads src/bench/cli.js: ${loaded.afterCommand.join(', ')}`);
+  assert.match(loaded.stdout, /^Usage: strands bench \[options\] <scenario>/);
 });
 
 test('`strands bench --help` through the stand-in: the harness help, scenarios and all', async () => {

@@ -21,6 +21,8 @@ const DEFAULTS: Partial<BrokerConfig> = {
   maxBackpressure: 1 * MiB,
   shutdownTimeout: 5000,
   logLevel: 'info',
+  statusPage: false,
+  statusPageRooms: false,
 };
 
 interface Sample {
@@ -68,6 +70,8 @@ const SAMPLES: Partial<Record<keyof BrokerConfig, Sample>> = {
   backendAuthTimeout: { flag: 'backend-auth-timeout', a: ['200', 200], b: ['60000', 60000], bad: '0' },
   maxRoomsPerConnection: { flag: 'max-rooms-per-connection', a: ['1', 1], b: ['1000', 1000], bad: 'many' },
   fdReserve: { flag: 'fd-reserve', a: ['16', 16], b: ['4096', 4096], bad: '8' },
+  statusPage: { flag: 'status-page', a: ['true', true], b: ['false', false], bad: 'maybe', with: { 'metrics-port': '9100' } },
+  statusPageRooms: { flag: 'status-page-rooms', a: ['1', true], b: ['off', false], bad: '2', with: { 'metrics-port': '9100', 'status-page': 'true' } },
 };
 
 /** The settings of the table that have samples here, as [key, sample] pairs. */
@@ -318,6 +322,15 @@ describe('config: settings that go in pairs', () => {
       const message = configError(() => resolveConfig(flags, {}));
       assert.ok(message.includes('--backend-tls-cert') && message.includes('--backend-tls-key'), message);
     }
+  });
+
+  test('--status-page needs --metrics-port, and --status-page-rooms needs --status-page, from flags or the environment', () => {
+    assert.match(configError(() => resolveConfig({ 'status-page': 'true' }, {})), /--status-page needs --metrics-port/);
+    assert.match(configError(() => resolveConfig({}, { STRANDS_STATUS_PAGE: 'yes' })), /--status-page needs --metrics-port/);
+    assert.match(configError(() => resolveConfig({ 'metrics-port': '0', 'status-page-rooms': 'true' }, {})), /--status-page-rooms needs --status-page/);
+    assert.match(configError(() => resolveConfig({ 'metrics-port': '0', 'status-page': 'false' }, { STRANDS_STATUS_PAGE_ROOMS: 'on' })), /--status-page-rooms needs --status-page/);
+    const both = resolveConfig({ 'metrics-port': '0' }, { STRANDS_STATUS_PAGE: 'ON', STRANDS_STATUS_PAGE_ROOMS: ' Yes ' });
+    assert.deepEqual([both.statusPage, both.statusPageRooms], [true, true]);
   });
 
   test('a secret is never echoed back in an error', () => {
