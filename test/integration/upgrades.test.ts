@@ -1,13 +1,14 @@
 /**
  * Upgrades waiting for a backend: bounded, released the moment their client
- * leaves, and never a reason to drop a backend.
+ * leaves, never a reason to drop a backend, and refused with 502 when the
+ * backend accepts with values the broker cannot keep.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { backendFor, brokerFor, joinedClient, waitUntil } from '../helpers/fixtures';
+import { backendFor, brokerFor, clientFor, joinedClient, waitUntil } from '../helpers/fixtures';
 import { upgradeStatus } from '../helpers/ws-client';
 
 const KiB = 1024;
@@ -56,6 +57,39 @@ test('thousands of abandoned upgrades hold nothing once gone, with --max-connect
   const request = await backend.next('connection_request', 5000, (l) => l.params.url === '/after');
   backend.answer(request, { accepted: false });
   assert.equal(await status, 403);
+});
+
+/** `{"a":{"a":...}}`, `levels` objects deep counting the outermost. */
+function nested(levels: number): Record<string, unknown> {
+  let value: Record<string, unknown> = {};
+  for (let i = 1; i < levels; i++) value = { a: value };
+  return value;
+}
+
+test('an accepting response with values the broker cannot keep: HTTP 502 to the client, an error naming the param to the backend', async (t) => {
+  const broker = await brokerFor(t);
+  const backend = await backendFor(t, broker.tcpPort);
+  const refused: [Record<string, unknown>, RegExp][] = [
+    [{ client_id: 7 }, /^response: params\.client_id must be a string, got 7 \(request_id [0-9a-f-]{36}\)$/],
+    [{ room_id: 'r'.repeat(1025) }, /^response: params\.room_id is longer than 1024 characters /],
+    [{ metadata: [1] }, /^response: params\.metadata must be an object, got an array /],
+    [{ metadata: nested(33) }, /^response: params\.metadata nests deeper than 32 levels /],
+    [{ metadata: { big: 'x'.repeat(64 * KiB) } }, /^response: the client's context is \d+ bytes, over 65536 /],
+  ];
+  for (const [params, error] of refused) {
+    const status = upgradeStatus(broker.url('/bad'));
+    backend.answer(await backend.next('connection_request'), { accepted: true, ...params });
+    assert.equal(await status, 502);
+    assert.match(String((await backend.next('error')).params.error), error);
+  }
+  assert.equal(broker.broker.stats.connections.refused[502], refused.length);
+  assert.equal(broker.broker.stats.errors.invalid_params, refused.length);
+  // At the limits themselves the client is accepted.
+  const opening = clientFor(t, broker.url('/edge'));
+  backend.answer(await backend.next('connection_request'), { accepted: true, client_id: 'c'.repeat(1024), metadata: nested(32) });
+  const opened = await backend.next('new_connection');
+  assert.equal(opened.params.context.client_id, 'c'.repeat(1024));
+  assert.equal((await opening).ws.readyState, WebSocket.OPEN);
 });
 
 test('upgrades waiting at once beyond --max-pending-upgrades get 503 at once', async (t) => {
