@@ -198,7 +198,8 @@ test('without --status-page-rooms the page names no room, and says how to list t
 
 test('in a cluster, /stats.json and the page list the nodes the directory knows; and the page says so when the broker stops answering', async (t) => {
   const bus = new MemoryBus();
-  const cluster = (id: string) => ({ cluster: ['nats://in-memory'], nodeId: id, clusterHeartbeat: 50, heartbeatInterval: 0 });
+  // Heartbeats of 500 ms: a node counts as gone after three missed, which Chromium starting must not cause.
+  const cluster = (id: string) => ({ cluster: ['nats://in-memory'], nodeId: id, clusterHeartbeat: 500, heartbeatInterval: 0 });
   const a = await brokerFor(t, cluster('node-a'), { bus: (nodeId) => bus.transport(nodeId) });
   const b = await brokerFor(t, cluster('node-b'), { bus: (nodeId) => bus.transport(nodeId) });
   await backendFor(t, b.tcpPort, { accept: true });
