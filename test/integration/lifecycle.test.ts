@@ -96,7 +96,7 @@ test('--max-backpressure: a client that stops reading is dropped (disconnected, 
   const slow = (await joinedClient(t, broker, backend, 'slow', '/shared')).client;
   const fast = (await joinedClient(t, broker, backend, 'fast', '/shared')).client;
   const abnormalBefore = abnormalCloses(broker);
-  (slow.ws as unknown as { _socket: Socket })._socket.pause();
+  slow.socket.pause();
 
   const bigLine = JSON.stringify({ request_id: 'big', action: 'message_to_connection', params: { conn_id: 'slow', message: 'z'.repeat(256 * 1024) } }) + '\n';
   const dropped = (): boolean => backend.lines.pending.some(isDisconnectOf('slow'));
