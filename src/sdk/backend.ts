@@ -341,6 +341,15 @@ export class StrandsBackend extends EventEmitter<StrandsBackendEvents> {
     return this.dropped;
   }
 
+  /**
+   * What is held for the broker and not yet sent: lines waiting for the next
+   * flush or for a link, plus what the socket has not written out yet. Sends
+   * that would take it past 8 MiB are dropped (droppedSends).
+   */
+  get bufferedAmount(): number {
+    return this.out.length + (this.socket?.writableLength ?? 0);
+  }
+
   /** Acked sends and roomInfo pages waiting for their answer. */
   get pendingRequests(): number {
     return this.pending.size;
@@ -544,7 +553,7 @@ export class StrandsBackend extends EventEmitter<StrandsBackendEvents> {
 
   /** False when the line was dropped. */
   private enqueue(line: string): boolean {
-    if (this.closed || this.out.length + line.length + (this.socket?.writableLength ?? 0) > MAX_PENDING) {
+    if (this.closed || this.bufferedAmount + line.length > MAX_PENDING) {
       this.dropped++;
       return false;
     }
