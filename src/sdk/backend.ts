@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Action, type ClientContext } from '../protocol/actions';
+import { isObject } from '../protocol/json';
 import { LineFramer } from '../protocol/line-framer';
 
 export type { ClientContext };
@@ -189,10 +190,6 @@ const MAX_EXCLUDE = 1000;
 const MAX_REASON_BYTES = 123;
 const AUTH_FAILED_PREFIX = 'authentication failed';
 const REJECT: Params = { accepted: false };
-
-function isObject(v: unknown): v is Params {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof (v as { then?: unknown } | null | undefined)?.then === 'function';
