@@ -7,14 +7,14 @@ import type { TestContext } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's chromium: .ci/run installs it; playwright-core never downloads a browser. */
-export const CHROMIUM_PATH = '/usr/bin/chromium';
+const CHROMIUM_PATH = '/usr/bin/chromium';
 
 /**
  * Flags that work as root in a sandbox on a machine without a network:
  * without the background-networking ones Chromium's own connections are
  * refused and it stalls. --user-data-dir is a fresh directory per launch.
  */
-export const CHROMIUM_FLAGS = [
+const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -29,7 +29,7 @@ export const CHROMIUM_FLAGS = [
 export const CLIENT_BUNDLE = resolve(__dirname, '..', '..', 'browser', 'strands-client.js');
 
 /** Files a test serves, by URL path ('/index.html'); the content type follows the extension. */
-export type Site = Record<string, string | Buffer>;
+type Site = Record<string, string | Buffer>;
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -45,7 +45,7 @@ export interface TestPage {
   errors: string[];
 }
 
-export interface OpenPageOptions {
+interface OpenPageOptions {
   /** The path opened first. Default /index.html. */
   path?: string;
   /** Runs before the page loads: for page.exposeFunction and the like. */

@@ -124,7 +124,7 @@ export function nextLine(backend: RawBackend, timeoutMs = 5000): Promise<Line> {
   return backend.lines.next(() => true, timeoutMs, 'any line');
 }
 
-export interface Joined {
+interface Joined {
   client: TestClient;
   /** The connection_request, and the backend that got (and answered) it. */
   request: Line;
