@@ -64,7 +64,7 @@ function asStrandsCommand(command: Command): Command {
   return command.exitOverride().configureOutput({ writeErr: (text) => process.stderr.write(text.startsWith('error: ') ? `strands: ${text.slice(7)}` : text) });
 }
 
-function buildCli(): Command {
+export function buildCli(): Command {
   const program = asStrandsCommand(
     new Command('strands')
       .description('strands: a real-time message broker between WebSocket clients and TCP backends (PyStrands-compatible)')

@@ -7,14 +7,14 @@ import type { TestContext } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's chromium: .ci/run installs it; playwright-core never downloads a browser. */
-const CHROMIUM_PATH = '/usr/bin/chromium';
+export const CHROMIUM_PATH = '/usr/bin/chromium';
 
 /**
  * Flags that work as root in a sandbox on a machine without a network:
  * without the background-networking ones Chromium's own connections are
  * refused and it stalls. --user-data-dir is a fresh directory per launch.
  */
-const CHROMIUM_FLAGS = [
+export const CHROMIUM_FLAGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',

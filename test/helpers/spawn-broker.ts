@@ -5,7 +5,7 @@ import type { TestContext } from 'node:test';
 import { AsyncQueue } from './async-queue';
 
 /** The built CLI: dist/src/main.js, found from this file's place in dist/test/helpers/. */
-const MAIN_JS = resolve(__dirname, '..', '..', 'src', 'main.js');
+export const MAIN_JS = resolve(__dirname, '..', '..', 'src', 'main.js');
 
 export interface StrandsProcess {
   child: ChildProcess;
