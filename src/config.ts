@@ -5,7 +5,7 @@ import { withoutCredentials } from './cluster/urls';
  * the defaults. Durations are milliseconds unless the name says otherwise.
  */
 
-export type BalancePolicy = 'round-robin' | 'client';
+type BalancePolicy = 'round-robin' | 'client';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface BrokerConfig {
@@ -74,7 +74,7 @@ export class ConfigError extends Error {
 
 type Parser<T> = (text: string) => T;
 
-export interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
+interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
   key: K;
   flag: string;
   /** Environment variables, most specific first. */

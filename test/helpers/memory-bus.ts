@@ -57,7 +57,7 @@ export class MemoryBus {
   }
 }
 
-export class MemoryTransport implements Transport {
+class MemoryTransport implements Transport {
   connected = false;
   private readonly listeners: ((up: boolean) => void)[] = [];
 
