@@ -361,7 +361,7 @@ export class Gateway implements ClientHub, Component {
   /**
    * Completes an upgrade that waited for a backend. uWS wants it corked, and
    * its cork() then reads the response's state from memory that may by now
-   * be the new socket's (uWebSockets issue 1928, fixed upstream after the
+   * be the new socket's (github.com/uNetworking/uWebSockets/pull/1929, fixed after the
    * v20.30 bundled here): what the open handler wrote there (subscriptions)
    * can make it close the socket it just opened. So nothing is written to
    * the socket until the cork has returned.
