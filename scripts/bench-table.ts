@@ -43,16 +43,16 @@ import { DEFAULTS, runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchO
 import { pinHarness } from './bench-gate';
 
 const ROOT = path.join(__dirname, '..', '..');
-export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const INDEX = 'table.json';
-export const START_MARKER = '<!-- bench-table:start -->';
-export const END_MARKER = '<!-- bench-table:end -->';
+const START_MARKER = '<!-- bench-table:start -->';
+const END_MARKER = '<!-- bench-table:end -->';
 const MICRO_FILE = 'micro.json';
-export const MICRO_START = '<!-- micro:start -->';
-export const MICRO_END = '<!-- micro:end -->';
+const MICRO_START = '<!-- micro:start -->';
+const MICRO_END = '<!-- micro:end -->';
 
 /** What each scenario runs with (besides duration, warmup and the 64-byte payload). */
-export const SCENARIO_CONFIG: Record<ScenarioName, Partial<BenchOptions>> = {
+const SCENARIO_CONFIG: Record<ScenarioName, Partial<BenchOptions>> = {
   pingpong: { clients: 100 },
   throughput: { clients: 100, rate: 10_000 },
   fanout: { roomSize: 1000, rate: 100 },
@@ -62,7 +62,7 @@ export const SCENARIO_CONFIG: Record<ScenarioName, Partial<BenchOptions>> = {
   connect: { connections: 10_000, concurrency: 200, duration: 20 },
 };
 
-export interface OtherBroker {
+interface OtherBroker {
   name: string;
   command: string;
 }
@@ -130,7 +130,7 @@ function scenarioName(s: string): ScenarioName {
   return s as ScenarioName;
 }
 
-export function parseOther(spec: string): OtherBroker {
+function parseOther(spec: string): OtherBroker {
   const eq = spec.indexOf('=');
   const name = spec.slice(0, eq).trim();
   const command = spec.slice(eq + 1).trim();
@@ -166,7 +166,7 @@ function accepts(port: number): Promise<boolean> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts an --other broker on free ports, pinned to `cpu`; resolves when both ports accept connections. */
-export async function startOther(other: OtherBroker, cpu: number | undefined): Promise<{ pid: number; ws: number; tcp: number; stop(): Promise<void> }> {
+async function startOther(other: OtherBroker, cpu: number | undefined): Promise<{ pid: number; ws: number; tcp: number; stop(): Promise<void> }> {
   const ws = await freePort();
   let tcp = await freePort();
   while (tcp === ws) tcp = await freePort();
@@ -277,7 +277,7 @@ function scenarioLabel(r: BenchResult): string {
 const TARGET_LABEL: Record<string, string> = { baseline: 'bare uWS (ceiling)', strands: '**strands**' };
 
 /** The markdown table: one row per scenario and target, strands and others against the ceiling's rate and CPU. */
-export function renderTable(index: Index): string {
+function renderTable(index: Index): string {
   const load = (e: Entry) => JSON.parse(readFileSync(path.join(RESULTS_DIR, e.file), 'utf8')) as BenchResult;
   const rows: string[] = [
     '| scenario | target | rate | vs ceiling | p50 | p99 | target CPU per op | vs ceiling | target CPU | RSS per conn | harness CPU (main; worker) | verdict |',
@@ -330,7 +330,7 @@ export function renderTable(index: Index): string {
 }
 
 /** Replaces the text between the markers in `file` with `body`. */
-export function writeIntoDoc(file: string, body: string, startMarker = START_MARKER, endMarker = END_MARKER): void {
+function writeIntoDoc(file: string, body: string, startMarker = START_MARKER, endMarker = END_MARKER): void {
   const text = readFileSync(file, 'utf8');
   const start = text.indexOf(startMarker);
   const end = text.indexOf(endMarker);
@@ -339,7 +339,7 @@ export function writeIntoDoc(file: string, body: string, startMarker = START_MAR
 }
 
 /** The micro benchmarks' pairs as a markdown table, from bench/results/micro.json. */
-export function renderMicro(m: MicroRatios & { command?: string; generatedAt?: string; pinning?: string }): string {
+function renderMicro(m: MicroRatios & { command?: string; generatedAt?: string; pinning?: string }): string {
   const ns = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} ms` : n >= 1e3 ? `${(n / 1e3).toFixed(2)} µs` : `${n.toFixed(1)} ns`);
   const gate: Record<string, string> = { 'framer.mix': 'framerVsNaive (>= 2x)', 'ser.new_message': 'serializersVsJson (>= 1.5x)' };
   const rows = ['| pair | ours | naive | ours ÷ naive ops/s | per-round ratios | gate |', '|---|---:|---:|---:|---|---|'];

@@ -48,7 +48,7 @@ export interface ImageConfig {
   healthcheck: string[] | undefined;
 }
 
-export type Step =
+type Step =
   | { kind: 'workdir'; line: number; text: string; path: string }
   | { kind: 'copy'; line: number; text: string; fromStage: number | undefined; sources: string[]; dest: string; workdir: string }
   | { kind: 'run'; line: number; text: string; argv: string[]; workdir: string; env: Record<string, string> };
@@ -64,7 +64,7 @@ export interface Stage {
 }
 
 /** A Dockerfile line the replay cannot replay faithfully. */
-export class ReplayError extends Error {
+class ReplayError extends Error {
   override readonly name = 'ReplayError';
 }
 
@@ -293,7 +293,7 @@ function hostEnv(): Record<string, string> {
   return env;
 }
 
-export interface StepTiming {
+interface StepTiming {
   text: string;
   ms: number;
 }
@@ -305,7 +305,7 @@ export interface BuiltImage {
   timings: StepTiming[];
 }
 
-export interface BuildOptions {
+interface BuildOptions {
   context: string;
   /** An empty directory for the stages' filesystems. */
   into: string;
@@ -382,7 +382,7 @@ async function runStep(step: Extract<Step, { kind: 'run' }>, root: string, timeo
 
 // --- Starting the image ----------------------------------------------------
 
-export interface Probe {
+interface Probe {
   /** The uid:gid the broker ran as: the image's numeric USER when the replay runs as root, else the replay's own. */
   ranAs: string;
   ports: { ws: number; tcp: number; metrics: number | undefined };
@@ -401,7 +401,7 @@ function envName(key: keyof BrokerConfig): string {
 }
 
 /** The image's settings as the broker reads them from its ENV. */
-export function imageSettings(image: BuiltImage): BrokerConfig {
+function imageSettings(image: BuiltImage): BrokerConfig {
   return resolveConfig({}, image.config.env);
 }
 
@@ -454,7 +454,7 @@ function runHealthcheck(image: BuiltImage, env: Record<string, string>): number 
  * loopback ports (the listening line says which), probes it, stops it with
  * SIGTERM.
  */
-export async function startImage(image: BuiltImage, timeoutMs = 15_000): Promise<Probe> {
+async function startImage(image: BuiltImage, timeoutMs = 15_000): Promise<Probe> {
   const settings = imageSettings(image);
   const argv = [...image.config.entrypoint, ...image.config.cmd];
   if (argv.length === 0) throw new ReplayError('the image has neither ENTRYPOINT nor CMD');
@@ -517,7 +517,7 @@ function devPackagePaths(lockfile: string): string[] {
  * What is wrong with the image as a deployable broker, one line each; empty
  * when nothing is. `lockfile` is the context's package-lock.json.
  */
-export function imageProblems(image: BuiltImage, probe: Probe, lockfile: string): string[] {
+function imageProblems(image: BuiltImage, probe: Probe, lockfile: string): string[] {
   const problems: string[] = [];
   const expect = (ok: boolean, problem: string): void => {
     if (!ok) problems.push(problem);
@@ -552,7 +552,7 @@ export function imageProblems(image: BuiltImage, probe: Probe, lockfile: string)
   return problems;
 }
 
-export interface ReplayResult {
+interface ReplayResult {
   image: BuiltImage;
   probe: Probe;
   problems: string[];

@@ -1,10 +1,11 @@
+import { withoutCredentials } from './cluster/urls';
 /**
  * Every broker setting in one table: its flag, its environment variables, its
  * default and how its text is checked. Flags beat the environment, which beats
  * the defaults. Durations are milliseconds unless the name says otherwise.
  */
 
-export type BalancePolicy = 'round-robin' | 'client';
+type BalancePolicy = 'round-robin' | 'client';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface BrokerConfig {
@@ -73,7 +74,7 @@ export class ConfigError extends Error {
 
 type Parser<T> = (text: string) => T;
 
-export interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
+interface Setting<K extends keyof BrokerConfig = keyof BrokerConfig> {
   key: K;
   flag: string;
   /** Environment variables, most specific first. */
@@ -124,7 +125,7 @@ const origins: Parser<string[]> = (value) => {
 const natsUrls: Parser<string[]> = (value) => {
   const list = value.split(',').map((u) => u.trim()).filter((u) => u !== '');
   if (list.length === 0) throw new Error('expected a comma-separated list of nats:// or tls:// URLs');
-  for (const url of list) if (!/^(nats|tls):\/\/[^\s]+$/.test(url)) throw new Error(`expected nats://host:port or tls://host:port, got ${JSON.stringify(url.replace(/\/\/[^@/]*@/, '//***@'))}`);
+  for (const url of list) if (!/^(nats|tls):\/\/[^\s]+$/.test(url)) throw new Error(`expected nats://host:port or tls://host:port, got ${JSON.stringify(withoutCredentials(url))}`);
   return list;
 };
 
@@ -176,7 +177,7 @@ export const SETTINGS: readonly Setting[] = [
   setting({ key: 'shutdownTimeout', flag: 'shutdown-timeout', env: [], default: 5000, arg: 'ms', description: 'longest a graceful shutdown may take', parse: integer(0, 600_000) }),
   setting({ key: 'drainTimeout', flag: 'drain-timeout', env: [], default: 0, arg: 'ms', description: 'on SIGTERM, refuse new upgrades (503) for this long before closing clients with 1001', parse: integer(0, 3_600_000) }),
   setting({ key: 'logLevel', flag: 'log-level', env: [], default: 'info', arg: 'level', description: 'trace, debug, info, warn, error, fatal or silent', parse: oneOf<LogLevel>('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') }),
-  setting({ key: 'backendToken', flag: 'backend-token', env: [], default: undefined, shown: 'none', arg: 'token', description: 'backends must send {"action":"auth","params":{"token"}} first, within 5 s', parse: text, secret: true }),
+  setting({ key: 'backendToken', flag: 'backend-token', env: [], default: undefined, shown: 'none', arg: 'token', description: 'backends must send {"action":"auth","params":{"token"}} first, within --backend-auth-timeout', parse: text, secret: true }),
   setting({ key: 'tlsCert', flag: 'tls-cert', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM certificate: serve wss:// (with --tls-key)', parse: text }),
   setting({ key: 'tlsKey', flag: 'tls-key', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM private key for --tls-cert', parse: text }),
   setting({ key: 'backendTlsCert', flag: 'backend-tls-cert', env: [], default: undefined, shown: 'none', arg: 'file', description: 'PEM certificate: put the backend port on TLS (with --backend-tls-key)', parse: text }),

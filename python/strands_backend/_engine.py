@@ -35,6 +35,8 @@ log = logging.getLogger("strands_backend")
 READ_SIZE = 65536
 # How long a disconnect waits for the broker to take what is still buffered for it, and for TLS to close.
 CLOSE_GRACE = 2.0
+# How long disconnect() reads after its end-of-file for the broker to close its side (it does at once).
+GENTLE_CLOSE = 0.25
 AUTH_FAILED = "authentication failed"
 
 Callback = Callable[..., Any]
@@ -178,6 +180,7 @@ class Engine:
         self.settings = settings
         self._callback = callback
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stream: Optional[asyncio.StreamReader] = None
         self._writer: Optional[asyncio.StreamWriter] = None
         self._reader_task: Optional["asyncio.Task[bool]"] = None
         self._supervisor: Optional["asyncio.Task[None]"] = None
@@ -293,6 +296,11 @@ class Engine:
                 await within(self._drain(), CLOSE_GRACE)
             except asyncio.TimeoutError:
                 log.warning("disconnect: the broker did not take what was left to send within %s s", CLOSE_GRACE)
+            else:
+                try:
+                    await within(self._close_gently(writer), GENTLE_CLOSE)
+                except asyncio.TimeoutError:
+                    pass  # The broker did not close its side at once: the link is closed from here all the same.
         self._teardown(None, spared)
         if writer is not None:
             try:
@@ -302,6 +310,20 @@ class Engine:
         supervisor = self._supervisor
         if supervisor is not None and supervisor is not current and not supervisor.done():
             await asyncio.wait({supervisor})
+
+    async def _close_gently(self, writer: asyncio.StreamWriter) -> None:
+        """Half-closes and reads (discarding) until the broker closes its side:
+        closing with unread bytes would send a reset, which the broker logs as
+        a socket error."""
+        stream = self._stream
+        if stream is None or not writer.can_write_eof():
+            return
+        writer.write_eof()
+        try:
+            while await stream.read(65536):
+                pass
+        except (OSError, asyncio.IncompleteReadError):
+            pass
 
     # --- the link --------------------------------------------------------------
 
@@ -385,6 +407,7 @@ class Engine:
             writer.write(self._outbox.popleft())
         self._outbox_bytes = 0
         self._writer = writer
+        self._stream = reader
         self._reader_task = asyncio.get_running_loop().create_task(self._read(reader, writer, self._generation))
         self._link_up.set()
         log.info("connected to the broker at %s:%s", s.host, s.port)

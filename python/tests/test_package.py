@@ -1,8 +1,10 @@
 """The package as a whole: what Python it needs, what it does to logging, what it exports."""
 
 import ast
+import importlib.util
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,10 @@ import pytest
 import strands_backend
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted((PACKAGE_ROOT / "strands_backend").glob("*.py")) + sorted((PACKAGE_ROOT / "tests").rglob("*.py"))
+STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+# The repository's examples run on the same Pythons as the package.
+EXAMPLES = sorted((PACKAGE_ROOT.parent / "examples").rglob("*.py"))
+SOURCES = sorted((PACKAGE_ROOT / "strands_backend").glob("*.py")) + sorted((PACKAGE_ROOT / "tests").rglob("*.py")) + EXAMPLES
 
 # Standard-library names newer than Python 3.9, by module ("" for builtins).
 NEWER_THAN_39 = {
@@ -49,7 +54,7 @@ def uses_of_newer_api(tree: ast.AST) -> list:
     return found
 
 
-@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE_ROOT)))
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE_ROOT.parent)))
 def test_every_module_is_python_39(path):
     tree = ast.parse(path.read_text(), str(path), feature_version=(3, 9))
     assert uses_of_newer_api(tree) == []
@@ -60,6 +65,35 @@ def test_the_api_check_catches_newer_names():
     assert sorted(uses_of_newer_api(ast.parse(source))) == sorted(["tomllib", "typing.Self", "asyncio.timeout", "anext", "zip(strict=)"])
     with pytest.raises(SyntaxError):
         ast.parse("match x:\n    case 1:\n        pass\n", feature_version=(3, 9))
+
+
+def is_standard_library(module: str) -> bool:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return False
+    if spec.origin in ("built-in", "frozen"):
+        return True
+    origin = Path(spec.origin).resolve()
+    return STDLIB in origin.parents and not {"site-packages", "dist-packages"} & set(origin.parts)
+
+
+def imported_modules(tree: ast.AST) -> set:
+    """The top-level modules a file imports (relative imports left out)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_examples_import_only_the_standard_library_and_this_package():
+    assert EXAMPLES, f"no examples under {PACKAGE_ROOT.parent / 'examples'}"
+    for path in EXAMPLES:
+        others = {m for m in imported_modules(ast.parse(path.read_text())) if m != "strands_backend" and not is_standard_library(m)}
+        assert others == set(), f"{path.name} imports {sorted(others)}"
+    assert not is_standard_library("pytest") and is_standard_library("asyncio") and is_standard_library("json")
 
 
 def test_importing_adds_only_a_null_handler_and_sets_no_level():

@@ -30,7 +30,7 @@ export const procDescriptors: DescriptorSource = {
   },
 };
 
-/** Counting costs about 0.15 µs per descriptor, so far from the limit the guard looks less often: never more than once a second. */
+/** Counting costs about 0.45 µs per descriptor (2.4 ms at 5,500), so far from the limit the guard looks less often: never more than once a second. */
 const MIN_INTERVAL_MS = 1000;
 const MAX_INTERVAL_MS = 10_000;
 /** Connections a flood could open per second, to judge how soon the headroom could be gone. */

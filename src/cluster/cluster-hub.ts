@@ -9,7 +9,7 @@ import type { BusMessage, BusSubscription, Transport } from './transport';
 export const SUBSCRIPTION_LINGER_MS = 5000;
 /** How long a room_info waits for the other nodes' answers. */
 export const ROOM_INFO_TIMEOUT_MS = 2000;
-/** A room_info answer is cut into messages of at most this many bytes of ids. */
+/** A room_info answer is cut into messages of at most this many bytes of ids (and half the bus's max_payload). */
 const ANSWER_CHUNK_BYTES = 256 * 1024;
 
 /** What the cluster needs of this node's WebSocket side beyond the hub: every member of a local room. */
@@ -249,16 +249,19 @@ export class ClusterHub implements ClientHub, Membership {
     }
     if (typeof roomId !== 'string') return;
     const ids = this.local.roomPage(roomId, '', Infinity).client_ids;
+    const limit = Math.min(ANSWER_CHUNK_BYTES, this.transport.maxPayload / 2);
     let chunk: string[] = [];
     let bytes = 0;
     for (const id of ids) {
-      if (bytes + id.length > ANSWER_CHUNK_BYTES && chunk.length > 0) {
+      // JSON writes an id in at most six bytes per character (\uXXXX), plus quotes and a comma.
+      const size = 6 * id.length + 3;
+      if (bytes + size > limit && chunk.length > 0) {
         this.transport.publish(message.reply, answer(this.nodeId, chunk, false));
         chunk = [];
         bytes = 0;
       }
       chunk.push(id);
-      bytes += id.length + 3;
+      bytes += size;
     }
     this.transport.publish(message.reply, answer(this.nodeId, chunk, true));
   }

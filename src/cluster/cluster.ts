@@ -10,7 +10,7 @@ import { liveView } from '../stats';
 import { packageVersion } from '../version';
 import { ClusterHub, type LocalClients, type BusStats } from './cluster-hub';
 import { Directory, type NodeEntry } from './directory';
-import { NatsTransport } from './nats-transport';
+import type { NatsTransport } from './nats-transport';
 import { Peers, type PeerStats } from './peers';
 import { Subjects } from './subjects';
 import type { Transport } from './transport';
@@ -117,17 +117,25 @@ export class Cluster implements Component {
   }
 
   /**
-   * A node left: its clients are gone, and no `disconnected` event will come
-   * for them (only that node knew them). This node's backends are told once.
+   * A node is gone. One that left closed its clients first (their
+   * `disconnected` events went out then); one that went silent may be dead,
+   * and then no `disconnected` event will come for its clients (only it knew
+   * them), or cut off from the bus, and then its clients' events come again
+   * when it is back. This node's backends are told once.
    */
   private gone(node: string, why: 'left' | 'silent'): void {
     this.nodesLost++;
-    const text = `cluster node ${node} ${why === 'left' ? 'left' : 'went silent'}: its clients are gone, and no disconnected events will come for them`;
+    const text =
+      why === 'left'
+        ? `cluster node ${node} left: its clients were closed and their disconnected events sent`
+        : `cluster node ${node} went silent: if it died its clients are gone and no disconnected events will come for them; if it was cut off from the bus, their events come again when it is back`;
     for (const link of this.pool.all) link.send(errorLine(text, { node }));
   }
 }
 
 function newNatsTransport(config: BrokerConfig, nodeId: string, log: Logger): NatsTransport {
+  // Required here, not imported: only a cluster node loads the NATS client (about 10 MB and 50 ms at start).
+  const { NatsTransport } = require('./nats-transport') as typeof import('./nats-transport');
   return new NatsTransport(
     { servers: config.cluster ?? [], credsFile: config.clusterCreds, tlsCaFile: config.clusterTlsCa, tlsCertFile: config.clusterTlsCert, tlsKeyFile: config.clusterTlsKey, name: nodeId },
     log,

@@ -80,10 +80,10 @@ export class Directory implements Component {
     return [{ id: this.self.id, version: this.self.version, protocol: FRAME_VERSION, backends: this.self.backends(), lastSeen: this.now() }, ...this.peers.values()];
   }
 
-  /** Ids of the other nodes that have a live backend now. */
+  /** Ids of the other nodes that have a live backend now and speak this node's frame version. */
   get peersWithBackends(): string[] {
     const ids: string[] = [];
-    for (const peer of this.peers.values()) if (peer.backends > 0) ids.push(peer.id);
+    for (const peer of this.peers.values()) if (peer.backends > 0 && peer.protocol === FRAME_VERSION) ids.push(peer.id);
     return ids;
   }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, createInbox, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { withoutCredentials } from './urls';
 import { BusRequestError, type BusMessage, type BusSubscription, type Transport } from './transport';
 
 export interface NatsSettings {
@@ -74,7 +75,7 @@ export class NatsTransport implements Transport {
     try {
       this.nc = await connect(options);
     } catch (err) {
-      throw new Error(`cannot connect to the cluster bus at ${servers.join(', ')}: ${(err as Error).message}`);
+      throw new Error(`cannot connect to the cluster bus at ${servers.map(withoutCredentials).join(', ')}: ${(err as Error).message}`);
     }
     this.up = true;
     void this.watch(this.nc);
@@ -104,7 +105,8 @@ export class NatsTransport implements Transport {
 
   publish(subject: string, data: Uint8Array, reply?: string): boolean {
     const nc = this.nc;
-    if (nc === undefined || !this.up || this.published - this.confirmed + data.length > MAX_UNCONFIRMED) return false;
+    // The client throws on a message over the server's max_payload: refused here, like any message the bus cannot take.
+    if (nc === undefined || !this.up || data.length > this.maxPayload || this.published - this.confirmed + data.length > MAX_UNCONFIRMED) return false;
     nc.publish(subject, data, reply === undefined ? undefined : { reply });
     this.published += data.length;
     if (this.confirmTimer === undefined) {

@@ -3,6 +3,7 @@ import type { PeerBackends, UpgradeAuthorizer, Verdict } from '../admission/upgr
 import type { BackendPool, PeerForwarder } from '../backends/backend-pool';
 import { hash32, mix32 } from '../backends/hash';
 import type { ClientIdentity, RejectStatus, UpgradeAttempt, UpgradeRequest } from '../gateway/session';
+import { LogThrottle } from '../log-throttle';
 import type { Directory } from './directory';
 import { decodeFrame, encodeFrame, FrameKind } from './frames';
 import type { Subjects } from './subjects';
@@ -14,6 +15,8 @@ const BACKEND_GROUP = 'backends';
 export interface PeerStats {
   /** Client events handed to another node's backends. */
   eventsForwarded: number;
+  /** Client events no backend here could take and too large for the bus (over its max_payload): dropped. */
+  eventsTooBig: number;
   /** Client events from other nodes given to this node's backends. */
   eventsServed: number;
   /** Upgrades of other nodes decided by this node's backends. */
@@ -30,7 +33,8 @@ export interface PeerStats {
  * a live backend.
  */
 export class Peers implements PeerForwarder, PeerBackends {
-  readonly stats: PeerStats = { eventsForwarded: 0, eventsServed: 0, requestsServed: 0 };
+  readonly stats: PeerStats = { eventsForwarded: 0, eventsTooBig: 0, eventsServed: 0, requestsServed: 0 };
+  private readonly tooBigLog = new LogThrottle(1000);
   private serving: BusSubscription[] = [];
   /** The nodes with backends (this one included when it has some), each with its hash, for rendezvous hashing. */
   private owners: { id: string; hash: number }[] = [];
@@ -61,12 +65,32 @@ export class Peers implements PeerForwarder, PeerBackends {
 
   /** For the pool: takes an event that another node must handle (the client's owner elsewhere), or that none here can (`stuck`). */
   forward(line: string, affinity: number, stuck: boolean): boolean {
+    let subject: string;
     if (this.clientAffinity) {
       const owner = this.ownerOf(affinity);
       if (owner === undefined || owner === this.nodeId) return false;
-      return this.send(this.subjects.eventsFor(owner), line, affinity);
+      subject = this.subjects.eventsFor(owner);
+    } else {
+      if (!stuck || !this.available) return false;
+      subject = this.subjects.events;
     }
-    return stuck && this.available && this.send(this.subjects.events, line, affinity);
+    const frame = encodeFrame(FrameKind.Event, this.nodeId, Buffer.from(line, 'latin1'), { affinity });
+    if (frame.length > this.transport.maxPayload) return stuck && this.tooBig(line);
+    if (!this.transport.publish(subject, frame)) return false;
+    this.stats.eventsForwarded++;
+    return true;
+  }
+
+  /**
+   * An event that only another node could take, and the bus cannot carry:
+   * dropped, counted and logged, rather than left at the head of the queue
+   * where it would hold up every event after it.
+   */
+  private tooBig(line: string): true {
+    this.stats.eventsTooBig++;
+    const skipped = this.tooBigLog.pass();
+    if (skipped !== undefined) this.log.warn({ bytes: line.length, maxPayload: this.transport.maxPayload, alsoSince: skipped }, 'cluster: an event for another node\'s backend is over the bus\'s max_payload and was dropped: raise max_payload in the NATS server\'s configuration');
+    return true;
   }
 
   /** For the authorizer: another node's backends decide. */
@@ -81,12 +105,6 @@ export class Peers implements PeerForwarder, PeerBackends {
 
   stop(): void {
     this.stopServing();
-  }
-
-  private send(subject: string, line: string, affinity: number): boolean {
-    if (!this.transport.publish(subject, encodeFrame(FrameKind.Event, this.nodeId, Buffer.from(line, 'latin1'), { affinity }))) return false;
-    this.stats.eventsForwarded++;
-    return true;
   }
 
   /** Rendezvous hashing: the node whose hash mixed with the client's scores highest. */

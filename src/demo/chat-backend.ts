@@ -7,7 +7,7 @@ export const MAX_NAME = 32;
 export const MAX_TEXT = 2000;
 /** Messages one client may send in a burst, and per second after it; beyond, they are dropped. */
 export const BURST = 10;
-export const PER_SECOND = 5;
+const PER_SECOND = 5;
 
 /** What the page receives, one JSON object per frame. */
 export type ChatEvent =

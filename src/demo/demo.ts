@@ -23,7 +23,7 @@ export interface DemoFlags {
   tcpPort: string;
 }
 
-export interface DemoSettings {
+interface DemoSettings {
   host: string;
   /** The page's HTTP port. */
   port: number;

@@ -111,6 +111,11 @@ export class Gateway implements ClientHub, Component {
   private openCount = 0;
   /** Set once, in a cluster: told when a room or client id gets its first socket here, or loses its last. */
   membership: Membership | undefined;
+  /**
+   * Set while an upgrade is completed inside res.cork: the sockets it opened,
+   * whose subscriptions and open event wait until the cork has returned.
+   */
+  private opened: Socket[] | undefined;
   /** Set while stop() waits: called once the last socket has closed. */
   private stopping: (() => void) | undefined;
   private listenSocket: us_listen_socket | null = null;
@@ -134,7 +139,10 @@ export class Gateway implements ClientHub, Component {
         closeOnBackpressureLimit: 1,
         compression: uWS.DISABLED,
         upgrade: (res, req, context) => this.upgrade(res, decodePath(req.getUrl()), req, context),
-        open: (ws) => this.open(ws),
+        open: (ws) => {
+          if (this.opened !== undefined) this.opened.push(ws);
+          else this.open(ws);
+        },
         message: (ws, message, isBinary) => {
           if (message.byteLength > options.maxPayload) ws.end(CloseCode.MessageTooBig, 'message too big');
           else if (isBinary) this.handler.onMessage(ws.getUserData(), Buffer.from(message).toString('base64'), true);
@@ -342,12 +350,31 @@ export class Gateway implements ClientHub, Component {
 
   private upgrade(res: HttpResponse, url: string, req: Parameters<NonNullable<Parameters<TemplatedApp['ws']>[1]['upgrade']>>[1], context: us_socket_context_t): void {
     // uWS rule: the abort handler first, and everything needed later copied out of `req` now.
-    const attempt = new PendingUpgrade(res, context, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), this.log);
+    const attempt = new PendingUpgrade(res, context, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), (upgrade) => this.upgradeCorked(upgrade), this.log);
     const headers: Record<string, string[]> = Object.create(null);
     // Go moves Host out of r.Header (into r.Host); backends written for it never see it there.
     req.forEach((name, value) => name !== 'host' && addHeader(headers, name, value));
     const remoteIp = Buffer.from(res.getRemoteAddressAsText()).toString();
     this.handler.onUpgrade({ headers, url, query: req.getQuery() ?? '', remoteIp, remoteAddr: withPort(res, remoteIp) }, attempt);
+  }
+
+  /**
+   * Completes an upgrade that waited for a backend. uWS wants it corked, and
+   * its cork() then reads the response's state from memory that may by now
+   * be the new socket's (github.com/uNetworking/uWebSockets/pull/1929, fixed after the
+   * v20.30 bundled here): what the open handler wrote there (subscriptions)
+   * can make it close the socket it just opened. So nothing is written to
+   * the socket until the cork has returned.
+   */
+  private upgradeCorked(upgrade: () => void): void {
+    const opened: Socket[] = [];
+    this.opened = opened;
+    try {
+      upgrade();
+    } finally {
+      this.opened = undefined;
+    }
+    for (const ws of opened) this.open(ws);
   }
 
   private open(ws: Socket): void {
@@ -420,6 +447,7 @@ class PendingUpgrade implements UpgradeAttempt {
     private readonly key: string,
     private readonly protocol: string,
     private readonly extensions: string,
+    private readonly corked: (upgrade: () => void) => void,
     private readonly log: Logger,
   ) {
     res.onAborted(() => {
@@ -437,7 +465,7 @@ class PendingUpgrade implements UpgradeAttempt {
     if (this.finished) return false;
     this.finished = true;
     const session: ClientSession = { ...identity, rooms: new Set(), closed: false };
-    this.res.cork(() => this.res.upgrade(session, this.key, this.protocol, this.extensions, this.context));
+    this.corked(() => this.res.cork(() => this.res.upgrade(session, this.key, this.protocol, this.extensions, this.context)));
     return true;
   }
 

@@ -81,7 +81,7 @@ export function buildRegistry(stats: StatsView): Registry {
     counter('strands_cluster_bus_messages_total', 'Bus frames: published by this node, received from others, dropped (bus down or owing too much), unreadable', ['direction'], each(() => ({ published: cluster.bus.published, received: cluster.bus.received, dropped: cluster.bus.dropped, unreadable: cluster.bus.unreadable }), 'direction'));
     counter('strands_cluster_bus_too_big_total', 'Messages refused for being over the bus\'s max_payload', [], (set) => set({}, cluster.bus.tooBig));
     gauge('strands_cluster_subscriptions', 'Room and client subjects this node holds', () => cluster.subscriptions);
-    counter('strands_cluster_events_total', 'Client events handed to other nodes\' backends (forwarded) or taken from them (served)', ['direction'], each(() => ({ forwarded: cluster.peers.eventsForwarded, served: cluster.peers.eventsServed }), 'direction'));
+    counter('strands_cluster_events_total', 'Client events handed to other nodes\' backends (forwarded), taken from them (served), or dropped for being over the bus\'s max_payload (too_big)', ['direction'], each(() => ({ forwarded: cluster.peers.eventsForwarded, served: cluster.peers.eventsServed, too_big: cluster.peers.eventsTooBig }), 'direction'));
     counter('strands_cluster_upgrades_served_total', 'Upgrades of other nodes decided by this node\'s backends', [], (set) => set({}, cluster.peers.requestsServed));
     counter('strands_cluster_nodes_lost_total', 'Nodes that left the cluster or went silent', [], (set) => set({}, cluster.nodesLost));
     new Gauge({

@@ -17,8 +17,6 @@ export const Action = {
   RoomInfo: 'room_info',
 } as const;
 
-export type ActionName = (typeof Action)[keyof typeof Action];
-
 /** What a client belongs to, as every event after the upgrade carries it. */
 export interface ClientContext {
   client_id: string;

@@ -24,7 +24,7 @@ const NON_ASCII_ALL = /[\u0080-\uffff]/g;
 const escapeChar = (c: string): string => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
 
 /** `json` with every character past U+007F escaped; JSON text has them only inside strings, where escapes are valid. */
-export function asciiJson(json: string): string {
+function asciiJson(json: string): string {
   return NON_ASCII.test(json) ? json.replace(NON_ASCII_ALL, escapeChar) : json;
 }
 

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { Action, type ClientContext } from '../protocol/actions';
+import { isObject } from '../protocol/json';
 import { LineFramer } from '../protocol/line-framer';
 
 export type { ClientContext };
@@ -190,10 +191,6 @@ const MAX_REASON_BYTES = 123;
 const AUTH_FAILED_PREFIX = 'authentication failed';
 const REJECT: Params = { accepted: false };
 
-function isObject(v: unknown): v is Params {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return typeof (v as { then?: unknown } | null | undefined)?.then === 'function';
 }
@@ -339,6 +336,15 @@ export class StrandsBackend extends EventEmitter<StrandsBackendEvents> {
   /** Sends dropped because MAX_PENDING was held already (disconnected, or a broker not reading) or the backend was closed. */
   get droppedSends(): number {
     return this.dropped;
+  }
+
+  /**
+   * What is held for the broker and not yet sent: lines waiting for the next
+   * flush or for a link, plus what the socket has not written out yet. Sends
+   * that would take it past 8 MiB are dropped (droppedSends).
+   */
+  get bufferedAmount(): number {
+    return this.out.length + (this.socket?.writableLength ?? 0);
   }
 
   /** Acked sends and roomInfo pages waiting for their answer. */
@@ -544,7 +550,7 @@ export class StrandsBackend extends EventEmitter<StrandsBackendEvents> {
 
   /** False when the line was dropped. */
   private enqueue(line: string): boolean {
-    if (this.closed || this.out.length + line.length + (this.socket?.writableLength ?? 0) > MAX_PENDING) {
+    if (this.closed || this.bufferedAmount + line.length > MAX_PENDING) {
       this.dropped++;
       return false;
     }

@@ -17,7 +17,7 @@ export async function echoBroker(t: TestContext, overrides: Partial<BrokerConfig
   return broker;
 }
 
-export interface TinyServer {
+interface TinyServer {
   port: number;
   url(path?: string): string;
   /** Each accepted socket with its request path, in order. */

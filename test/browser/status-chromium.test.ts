@@ -15,6 +15,7 @@ import { scrape, type Sample } from '../helpers/metrics-probe';
 import { readStats, statsWhen } from '../helpers/status';
 import { openClient } from '../helpers/ws-client';
 import { echoBroker } from './fixtures';
+import { spawnStrands } from '../helpers/spawn-broker';
 import { MemoryBus } from '../helpers/memory-bus';
 
 const PHONE = { viewport: { width: 390, height: 760 } };
@@ -102,6 +103,22 @@ const METRIC_OF: Record<string, string> = {
   'queue.dropped': 'strands_queue_dropped_total',
 };
 
+/** Every figure the page shows is /stats.json's, and the same count as its Prometheus metric. */
+async function figuresAgree(page: Page, json: StatusSnapshot, metrics: Sample[]): Promise<void> {
+  const figures = await page.$$eval('[data-stat]', (elements) => elements.map((e) => [e.getAttribute('data-stat') as string, e.textContent ?? '']));
+  assert.ok(figures.length >= 15, `${figures.length} figures on the page`);
+  for (const [stat, text] of figures) {
+    const expected = valueAt(json, stat as string);
+    const read = shown(text as string);
+    // Bytes are shown to a tenth of their unit.
+    if (/^\d[\d,]*$/.test(text as string)) assert.equal(read, expected, `${stat}: the page shows ${text}`);
+    else assert.ok(Math.abs(read - expected) <= 0.05 * expected, `${stat}: the page shows ${text}, /stats.json ${expected}`);
+    const metric = METRIC_OF[stat as string];
+    if (metric !== undefined) assert.equal(expected, total(metrics, metric), `${stat} and ${metric}`);
+  }
+  assert.ok(Object.keys(METRIC_OF).every((stat) => figures.some(([s]) => s === stat)), 'every figure with a metric is on the page');
+}
+
 test('after 5 s of real traffic, every figure of the status page is what /stats.json and /metrics say', async (t) => {
   const broker = await echoBroker(t, { metricsPort: 0, statusPage: true, statusPageRooms: true, heartbeatInterval: 0, queueSize: 500 });
   const port = broker.broker.metricsPort;
@@ -130,18 +147,7 @@ test('after 5 s of real traffic, every figure of the status page is what /stats.
   assert.equal(json.messages.out, sent + 8);
   assert.ok(sent >= 0.5 * urls.length * PER_CLIENT_PER_SECOND * (TRAFFIC_MS / 1000), `${sent} messages sent`);
 
-  const figures = await page.$$eval('[data-stat]', (elements) => elements.map((e) => [e.getAttribute('data-stat') as string, e.textContent ?? '']));
-  assert.ok(figures.length >= 15, `${figures.length} figures on the page`);
-  for (const [stat, text] of figures) {
-    const expected = valueAt(json, stat as string);
-    const read = shown(text as string);
-    // Bytes are shown to a tenth of their unit.
-    if (/^\d[\d,]*$/.test(text as string)) assert.equal(read, expected, `${stat}: the page shows ${text}`);
-    else assert.ok(Math.abs(read - expected) <= 0.05 * expected, `${stat}: the page shows ${text}, /stats.json ${expected}`);
-    const metric = METRIC_OF[stat as string];
-    if (metric !== undefined) assert.equal(expected, total(metrics, metric), `${stat} and ${metric}`);
-  }
-  assert.ok(Object.keys(METRIC_OF).every((stat) => figures.some(([s]) => s === stat)), 'every figure with a metric is on the page');
+  await figuresAgree(page, json, metrics);
 
   const peakIn = Math.max(...json.rates.in);
   const expectedRate = 2 * urls.length * PER_CLIENT_PER_SECOND;
@@ -180,6 +186,25 @@ test('after 5 s of real traffic, every figure of the status page is what /stats.
   assert.deepEqual(errors, []);
 });
 
+test('after 5 s of `strands bench` traffic, every figure of the status page is what /stats.json and /metrics say', async (t) => {
+  const broker = await echoBroker(t, { metricsPort: 0, statusPage: true, heartbeatInterval: 0 });
+  const port = broker.broker.metricsPort;
+  const browser = await launchChromium(t);
+  const { page, errors } = await statusPage(t, browser, port);
+  const bench = spawnStrands(t, ['bench', 'throughput', '--url', broker.url('/ws/bench'), '--tcp', `127.0.0.1:${broker.tcpPort}`, '--clients', '10', '--rate', '400', '--duration', '5', '--warmup', '0', '--drain', '1']);
+  assert.equal((await bench.exited).code, 0, `strands bench failed: ${bench.stderr()}`);
+  // The bench's own backend has gone: the read after that is the one to compare.
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the bench backend left');
+  const after = await statsWhen(port, (s) => s.backends.connected === 1 && s.connections.open === 0, 'a read after the bench');
+  await shows(page, after.time);
+  const json = await readStats(port);
+  const metrics = await scrape(port);
+  assert.ok(json.messages.in >= 2 * 400 * 5 * 0.5, `${json.messages.in} messages in after the bench`);
+  assert.ok(Math.max(...json.rates.in) > 0);
+  await figuresAgree(page, json, metrics);
+  assert.deepEqual(errors, []);
+});
+
 test('without --status-page-rooms the page names no room, and says how to list them', async (t) => {
   const broker = await brokerFor(t, { metricsPort: 0, statusPage: true });
   const backend = await backendFor(t, broker.tcpPort, { accept: true });
@@ -198,7 +223,8 @@ test('without --status-page-rooms the page names no room, and says how to list t
 
 test('in a cluster, /stats.json and the page list the nodes the directory knows; and the page says so when the broker stops answering', async (t) => {
   const bus = new MemoryBus();
-  const cluster = (id: string) => ({ cluster: ['nats://in-memory'], nodeId: id, clusterHeartbeat: 50, heartbeatInterval: 0 });
+  // Heartbeats of 500 ms: a node counts as gone after three missed, which Chromium starting must not cause.
+  const cluster = (id: string) => ({ cluster: ['nats://in-memory'], nodeId: id, clusterHeartbeat: 500, heartbeatInterval: 0 });
   const a = await brokerFor(t, cluster('node-a'), { bus: (nodeId) => bus.transport(nodeId) });
   const b = await brokerFor(t, cluster('node-b'), { bus: (nodeId) => bus.transport(nodeId) });
   await backendFor(t, b.tcpPort, { accept: true });

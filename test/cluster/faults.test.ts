@@ -10,7 +10,7 @@ import { startNats } from '../helpers/nats';
 import { RawBackend } from '../helpers/raw-backend';
 
 for (const [how, signal] of [['is killed', 'SIGKILL'], ['stops', 'SIGTERM']] as const) {
-  test(`a node that ${how}: the survivors' backends are told its clients are gone (no disconnected events will come for them)`, async (t) => {
+  test(`a node that ${how}: the survivors' backends are told what became of its clients`, async (t) => {
     const nats = await startNats(t);
     const a = await clusterNode(t, nats.url, 'a');
     const backend = await RawBackend.connect(a.tcpPort, { accept: true });
@@ -20,8 +20,9 @@ for (const [how, signal] of [['is killed', 'SIGKILL'], ['stops', 'SIGTERM']] as 
     await clientFor(t, `ws://127.0.0.1:${b.wsPort}/r?client_id=on-b`);
     await backend.next('new_connection');
     b.child.kill(signal);
+    if (signal === 'SIGTERM') assert.equal((await backend.next('disconnected')).params.context.client_id, 'on-b', 'a node that stops closes its clients first');
     const error = await backend.next('error', 5000, (l) => String(l.params.error).startsWith('cluster node b'));
-    assert.match(String(error.params.error), signal === 'SIGKILL' ? /went silent/ : /(left|disconnected)/);
+    assert.match(String(error.params.error), signal === 'SIGKILL' ? /^cluster node b went silent: if it died its clients are gone/ : /^cluster node b left: its clients were closed and their disconnected events sent$/);
     assert.deepEqual(error.params.context, { node: 'b' });
     assert.equal(await metric(a, 'strands_cluster_nodes_lost_total'), 1);
   });

@@ -29,7 +29,7 @@ export const CHROMIUM_FLAGS = [
 export const CLIENT_BUNDLE = resolve(__dirname, '..', '..', 'browser', 'strands-client.js');
 
 /** Files a test serves, by URL path ('/index.html'); the content type follows the extension. */
-export type Site = Record<string, string | Buffer>;
+type Site = Record<string, string | Buffer>;
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -45,7 +45,7 @@ export interface TestPage {
   errors: string[];
 }
 
-export interface OpenPageOptions {
+interface OpenPageOptions {
   /** The path opened first. Default /index.html. */
   path?: string;
   /** Runs before the page loads: for page.exposeFunction and the like. */

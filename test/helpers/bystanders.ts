@@ -11,7 +11,7 @@ import type { TestClient } from './ws-client';
  * in which one party misbehaves: `bad` (or a client the test adds) does the
  * damage, while `good` and `bystander` show that nobody else notices.
  */
-export interface Arena {
+interface Arena {
   broker: TestBroker;
   /** The backend a test misbehaves with. */
   bad: RawBackend;

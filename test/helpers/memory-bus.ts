@@ -57,7 +57,7 @@ export class MemoryBus {
   }
 }
 
-export class MemoryTransport implements Transport {
+class MemoryTransport implements Transport {
   connected = false;
   private readonly listeners: ((up: boolean) => void)[] = [];
 
@@ -85,7 +85,7 @@ export class MemoryTransport implements Transport {
   }
 
   publish(subject: string, data: Uint8Array, reply?: string): boolean {
-    if (!this.connected) return false;
+    if (!this.connected || data.length > this.maxPayload) return false;
     this.bus.deliver(this, subject, data, reply);
     return true;
   }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
-export interface NatsServer {
+interface NatsServer {
   /** nats://127.0.0.1:<port> */
   url: string;
   port: number;
@@ -16,7 +16,7 @@ export interface NatsServer {
   kill(): Promise<void>;
 }
 
-export interface NatsOptions {
+interface NatsOptions {
   /** Start with a route listener, joining the servers at these route URLs. */
   cluster?: { routes: string[] };
   /** The client port to take (to restart a server where it was); default a free one. */

@@ -1,12 +1,13 @@
 /**
  * Who gets in on the backend port: silent or wrong connections cannot keep a
- * backend with the right token out, however they churn.
+ * backend with the right token out, however they churn, and no more than
+ * --max-backends get in.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { brokerFor, waitUntil } from '../helpers/fixtures';
+import { backendFor, brokerFor, joinedClient, waitUntil } from '../helpers/fixtures';
 import { within } from '../helpers/deadline';
 import { spawnBroker } from '../helpers/spawn-broker';
 
@@ -91,4 +92,18 @@ test('--backend-token: while a flood of silent connections churns, a backend wit
   flooding = false;
   t.diagnostic(`50 admissions, slowest ${Math.max(...times)} ms, median ${times.sort((a, b) => a - b)[25]} ms; the flood reopened ${reopened} connections meanwhile`);
   assert.ok(reopened > 500, `the flood churned only ${reopened} times: it did not test anything`);
+});
+
+test('--max-backends 1: a second backend is told why and disconnected, and the first goes on serving', async (t) => {
+  const broker = await brokerFor(t, { maxBackends: 1, heartbeatInterval: 0 });
+  const first = await backendFor(t, broker.tcpPort, { accept: true });
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the first backend is admitted');
+  const second = await backendFor(t, broker.tcpPort, { accept: true });
+  const refusal = await second.next('error');
+  assert.equal(refusal.params.error, 'backend refused: 1 backends are connected, the most --max-backends allows');
+  await second.closed;
+  assert.equal(broker.broker.stats.backends.refusedOverLimit, 1);
+  assert.equal(broker.broker.stats.backends.connected, 1);
+  const { client } = await joinedClient(t, broker, first, 'still-served');
+  assert.equal(client.ws.readyState, client.ws.OPEN);
 });

@@ -1,8 +1,9 @@
 /**
  * No backend line can end the broker: arbitrary JSON in every field of every
- * action (fast-check), nesting far past what overflows the stack, and the lines
- * that once did, thrown at a broker in its own process while another backend
- * and its client go on working.
+ * action (fast-check), and hostile lines (nesting far past what overflows the
+ * stack, objects whose toString is not a function where strings belong),
+ * thrown at a broker in its own process while another backend and its client
+ * go on working.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,8 +22,8 @@ function deep(depth: number, open = '[', close = ']'): string {
   return open.repeat(depth) + '1' + close.repeat(depth);
 }
 
-/** The lines that ended the process before the router checked every field and guarded each line. */
-const KNOWN_KILLERS = [
+/** Nesting 20,000 deep, or a toString that is not a function, in each field a line has: unchecked, any of them ends the process. */
+const HOSTILE_LINES = [
   '{"action":{"toString":1},"params":7}',
   `{"request_id":"d1","action":${deep(20_000)},"params":{}}`,
   `{"request_id":"d2","action":${deep(20_000, '{"a":', '}')},"params":{}}`,
@@ -67,15 +68,15 @@ for (const authenticate of [false, true]) {
   const args = authenticate ? ['--backend-token', TOKEN] : [];
   const how = authenticate ? ' (with --backend-token, after authenticating)' : '';
 
-  test(`the lines that once ended the process get an error event each, and the broker goes on${how}`, async (t) => {
+  test(`lines nesting 20,000 deep or holding an object whose toString is not a function get an error event each, and the broker goes on${how}`, async (t) => {
     const a = await arena(t, args, authenticate);
-    for (const line of KNOWN_KILLERS) {
+    for (const line of HOSTILE_LINES) {
       a.bad.sendRaw(line + '\n');
       const error = await a.bad.next('error');
       assert.equal(typeof error.params.error, 'string');
       assert.ok(error.params.error.length < 300, `a short error text, not the line echoed: ${error.params.error.length} chars`);
     }
-    await a.stillWorks('after the killers');
+    await a.stillWorks('after the hostile lines');
     assert.equal(a.bad.socket.destroyed, false, 'the bad backend stays connected');
   });
 

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { StrandsBackend } from '../../src/sdk/backend';
-import { backendFor, brokerFor, clientFor, takeAll, waitUntil } from '../helpers/fixtures';
+import { within } from '../helpers/deadline';
+import { backendFor, brokerFor, clientFor, takeAll, tolerateReset, waitUntil } from '../helpers/fixtures';
 import { RawBackend, clientIdFromQuery, type Line } from '../helpers/raw-backend';
 import { rawUpgrade } from '../helpers/raw-upgrade';
 import { makeSelfSignedCert, type TlsFixture } from '../helpers/tls-fixture';
@@ -84,6 +85,20 @@ describe('--backend-token', () => {
       assert.equal(broker.broker.stats.backends.connected, 1);
     });
   }
+
+  test('a first line longer than 4096 bytes gets an authentication-failed error and a disconnect', async (t) => {
+    const broker = await brokerFor(t, { backendToken: TOKEN });
+    const backend = await backendFor(t, broker.tcpPort);
+    tolerateReset(backend);
+    backend.sendRaw(JSON.stringify({ request_id: 'auth-1', action: 'auth', params: { token: TOKEN, pad: 'p'.repeat(5000) } }) + '\n');
+    const error = await backend.next('error');
+    t.diagnostic(`error text: ${String(error.params.error)}`);
+    assert.match(String(error.params.error), /authentication failed/);
+    assert.deepEqual(error.params.context, {});
+    await within(backend.closed, 3000, 'the broker to disconnect the backend');
+    assert.equal(broker.broker.stats.backends.connected, 0);
+    assert.equal(broker.broker.stats.errors.auth_failed, 1);
+  });
 
   test('only the first line is judged: lines written with a wrong auth line (more guesses, the right token) are not acted on', async (t) => {
     // A backend must not be able to try many tokens on one connection, nor be admitted by a later line.

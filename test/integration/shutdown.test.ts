@@ -3,7 +3,6 @@
  * log line says what could not be delivered to backends.
  */
 import { test } from 'node:test';
-import type { Socket } from 'node:net';
 import assert from 'node:assert/strict';
 import { StrandsBackend } from '../../src/sdk/backend';
 import { waitUntil } from '../helpers/fixtures';
@@ -40,7 +39,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     await waitUntil(() => received() > 20 * CLIENTS, 'the room traffic is flowing', 10_000);
     // The clients look away for a moment as the signal comes, so that frames, and then the close frame, wait in the
     // broker's buffers: a reading client, only not an instant one.
-    const sockets = clients.map((c) => (c.ws as unknown as { _socket: Socket })._socket);
+    const sockets = clients.map((c) => c.socket);
     for (const socket of sockets) socket.pause();
     broker.child.kill('SIGTERM');
     await broker.log('shutting down');

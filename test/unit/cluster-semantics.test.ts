@@ -3,6 +3,8 @@
  * bus with NATS's rules (test/helpers/memory-bus.ts): fast and exact. The
  * same behaviours run against real nats-server processes in test/cluster/.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { BusRequestError, type Transport } from '../../src/cluster/transport';
@@ -176,6 +178,20 @@ test('a message larger than the bus takes is refused with an error event and del
   assert.equal(a.broker.stats.cluster?.bus.tooBig, 1);
 });
 
+test('a client event only another node\'s backend could take, over the bus\'s max_payload, is dropped and counted, and the events after it go on', async (t) => {
+  const bus = new MemoryBus(4096);
+  const a = await node(t, bus, 'a');
+  const b = await node(t, bus, 'b');
+  const backend = await backendFor(t, a.tcpPort, { accept: true });
+  await knows(b, 1);
+  const far = await join(t, b, backend, 'far');
+  far.ws.send('x'.repeat(5000));
+  far.ws.send('small after it');
+  assert.equal((await backend.next('new_message')).params.message, 'small after it');
+  assert.equal(b.broker.stats.cluster?.peers.eventsTooBig, 1);
+  assert.equal(b.broker.stats.queue.depth, 0);
+});
+
 test('when the bus goes down each node serves its own clients, counts what it could not send, and says it is not ready; back up, it all flows again', async (t) => {
   const bus = new MemoryBus();
   const transports = new Map<string, ReturnType<MemoryBus['transport']>>();
@@ -197,4 +213,23 @@ test('when the bus goes down each node serves its own clients, counts what it co
   assert.equal(await x.nextMessage(), 'back up');
   assert.equal(await y.nextMessage(), 'back up', 'node b gets only what was sent while the bus was up');
   await assert.rejects(transports.get('b')?.request('nothing.here', new Uint8Array(), 100) ?? Promise.resolve(), (err) => err instanceof BusRequestError && err.reason === 'no_responders');
+});
+
+test('one node never loads the NATS client', async () => {
+  const broker = require.resolve('../../src/broker');
+  const script = `
+    const { Broker } = require(${JSON.stringify(broker)});
+    const { defaultConfig } = require(${JSON.stringify(require.resolve('../../src/config'))});
+    const { createLogger } = require(${JSON.stringify(require.resolve('../../src/logger'))});
+    const b = new Broker({ ...defaultConfig(), host: '127.0.0.1', wsPort: 0, tcpPort: 0 }, createLogger('silent'));
+    b.start().then(async () => {
+      process.stdout.write(String(Object.keys(require.cache).filter((f) => f.includes('@nats-io')).length));
+      await b.stop();
+      process.exit(0);
+    });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await once(child, 'close');
+  assert.equal(out, '0');
 });

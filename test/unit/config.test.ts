@@ -4,7 +4,7 @@ import { ConfigError, SETTINGS, defaultConfig, resolveConfig, type BrokerConfig 
 
 const MiB = 1024 * 1024;
 
-/** The defaults the brief fixes (the table may hold more settings; those are checked generically). */
+/** The defaults users rely on, pinned (the table may hold more settings; those are checked generically). */
 const DEFAULTS: Partial<BrokerConfig> = {
   host: '0.0.0.0',
   wsPort: 8080,

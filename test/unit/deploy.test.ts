@@ -8,59 +8,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parse, parseAllDocuments } from 'yaml';
-import { resolveConfig, SETTINGS, type BrokerConfig } from '../../src/config';
-import { parseDockerfile, type ImageConfig, type Stage } from '../../scripts/docker-replay';
-
-const ROOT = join(__dirname, '..', '..', '..');
-const DEPLOY = join(ROOT, 'deploy');
-const image: ImageConfig = (parseDockerfile(readFileSync(join(ROOT, 'Dockerfile'), 'utf8')).at(-1) as Stage).config;
-/** main.ts exits on its own at the latest this long after --drain-timeout + --shutdown-timeout. */
-const SHUTDOWN_GUARD_MS = 1000;
-const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
-
-/** The broker's settings in a container of the image, with `env` set on top of the image's. */
-function settingsWith(env: Record<string, string> = {}): BrokerConfig {
-  return resolveConfig({}, { ...image.env, ...env });
-}
-
-function envName(key: keyof BrokerConfig): string {
-  return SETTINGS.find((s) => s.key === key)?.env[0] as string;
-}
+import { parseAllDocuments } from 'yaml';
+import { DEPLOY, durationMs, envName, image, LOOPBACK, published, readCompose, ROOT, settingsWith, SHUTDOWN_GUARD_MS, type ComposeService } from '../helpers/deploy-files';
 
 // --- Docker Compose -------------------------------------------------------------
 
-interface ComposeService {
-  build?: { context: string };
-  image?: string;
-  command?: string[];
-  environment?: Record<string, string>;
-  ports?: string[];
-  depends_on?: Record<string, { condition: string }>;
-  healthcheck?: { disable?: boolean; test?: unknown };
-  stop_grace_period?: string;
-}
-
-const compose = parse(readFileSync(join(DEPLOY, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
+const compose = readCompose('docker-compose.yml');
 const brokerName = Object.keys(compose.services).find((name) => compose.services[name]?.command === undefined) as string;
 const broker = compose.services[brokerName] as ComposeService;
 const composeSettings = settingsWith(broker.environment);
 const backends = Object.entries(compose.services).filter(([name]) => name !== brokerName);
-
-/** Compose's short port syntax: [host ip:]host port:container port. */
-function published(spec: string): { hostIp: string | undefined; hostPort: number; containerPort: number } {
-  const match = /^(?:([\d.]+|\[[\da-f:]+\]):)?(\d+):(\d+)(?:\/tcp)?$/.exec(spec);
-  assert.ok(match, `the test reads the short port syntax only: ${spec}`);
-  return { hostIp: match[1], hostPort: Number(match[2]), containerPort: Number(match[3]) };
-}
-
-/** Compose and Go durations as written here: 1m30s, 10s, 500ms. */
-function durationMs(text: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  assert.equal(parts.map((p) => p[0]).join(''), text, `not a duration: ${text}`);
-  return parts.reduce((ms, p) => ms + Number(p[1]) * (units[p[2] as string] as number), 0);
-}
 
 test('compose: the WebSocket port is published, the metrics port on loopback only, the backend port nowhere', () => {
   const ports = (broker.ports ?? []).map(published);
@@ -122,7 +79,7 @@ interface Manifest {
 }
 interface Deployment {
   replicas: number;
-  strategy?: { type: string };
+  strategy?: { type: string; rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string } };
   template: {
     metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
     spec: { terminationGracePeriodSeconds?: number; securityContext?: { runAsNonRoot?: boolean }; containers: Container[] };
@@ -156,10 +113,14 @@ function containerPort(port: string | number): number | undefined {
   return typeof port === 'number' ? port : container.ports.find((p) => p.name === port)?.containerPort;
 }
 
-test('kubernetes: one broker (clustering does not exist), never two at once during a rollout', () => {
+test('kubernetes: two brokers in one cluster over NATS, each with its own node id, replaced one at a time', () => {
   assert.equal(ofKind('Deployment').length, 1);
-  assert.equal(deployment?.spec.replicas, 1);
-  assert.equal(deployment?.spec.strategy?.type, 'Recreate');
+  assert.ok((deployment?.spec.replicas ?? 1) >= 2, 'more than one broker');
+  assert.ok(podSettings.cluster !== undefined, `${envName('cluster')} joins the brokers`);
+  for (const url of podSettings.cluster) assert.ok(!LOOPBACK.includes(new URL(url).hostname), `${url}: NATS is a Service, not the pod's loopback`);
+  assert.equal(podSettings.nodeId, undefined, 'no fixed node id: every replica would share it');
+  assert.equal(deployment?.spec.strategy?.type, 'RollingUpdate', 'a rollout keeps brokers serving');
+  assert.equal(deployment?.spec.strategy?.rollingUpdate?.maxUnavailable, 0, 'never fewer brokers than the replicas');
 });
 
 test('kubernetes: the container ports are the broker\'s as the image\'s and the pod\'s env configure them, on reachable addresses', () => {

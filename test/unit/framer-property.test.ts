@@ -106,7 +106,7 @@ test('LineFramer: the same stream gives the same events however it is cut (whole
   );
 });
 
-test('an oversized line ending in \\r\\n is reported by its length without the \\r, however it is cut (regression example)', () => {
+test('an oversized line ending in \\r\\n is reported by its length without the \\r, however it is cut (empty chunks included)', () => {
   const stream = Buffer.from('x'.repeat(10) + '\r\nok\n');
   // [11, 11]: an empty chunk between the \r and the \n of a line being discarded.
   for (const cuts of [[], [8], [11], [11, 11], [6, 11, 11, 11], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]]) {

@@ -47,7 +47,7 @@ test('a broker that accepts and closes at once (wrong token) is retried ever mor
   backend.on('auth-failed', (reason) => failures.push(reason));
   void backend.connect();
 
-  // Count the connections a 1.5 s window sees (the old SDK made about 30: its backoff restarted on every connect).
+  // Count the connections a 1.5 s window sees (a backoff that started over on every connect would make about 30).
   const windowMs = 1500;
   let elapsed = 0;
   const delays: number[] = [];
