@@ -23,10 +23,11 @@
  * BENCH_NICE; without taskset (or with fewer than 2 CPUs) everything runs
  * unpinned, and without permission at normal priority, and the output says so.
  *
- *   node dist/scripts/bench-gate.js [--runs 8] [--duration 3] [--warmup 1] [--micro-rounds 9]
+ *   node dist/scripts/bench-gate.js [--runs N] [--duration S] [--warmup 1] [--micro-rounds 9]
  *                                   [--json FILE] [--skip-micro] [--skip-e2e] [--repeat N]
  *
- * --repeat N runs the whole gate N times, each in a fresh process, and ends
+ * --runs and --duration override every end-to-end scenario's own pairs and
+ * seconds (E2E_SCENARIOS), for short runs. --repeat N runs the whole gate N times, each in a fresh process, and ends
  * with the spread of every gated figure over the N runs (how the thresholds
  * were set). Exits 1 if any check fails (or a run could not be made), 0 otherwise.
  */
@@ -104,9 +105,10 @@ export function pinHarness(): { exitWith: number } | { pinning: Pinning } {
 }
 
 export interface GateOptions {
-  /** Alternating pairs (one broker run, one baseline run) per end-to-end scenario. */
-  runs: number;
-  duration: number;
+  /** Alternating pairs (one broker run, one baseline run) per end-to-end scenario; undefined: each scenario's own. */
+  runs: number | undefined;
+  /** Seconds measured per run; undefined: each scenario's own. */
+  duration: number | undefined;
   warmup: number;
   microRounds: number;
   json: string | undefined;
@@ -119,8 +121,8 @@ export function parseArgs(argv: string[]): GateOptions {
   const { values } = parseArgv({
     args: argv,
     options: {
-      runs: { type: 'string', default: '8' },
-      duration: { type: 'string', default: '3' },
+      runs: { type: 'string' },
+      duration: { type: 'string' },
       warmup: { type: 'string', default: '1' },
       'micro-rounds': { type: 'string', default: '9' },
       json: { type: 'string' },
@@ -130,8 +132,8 @@ export function parseArgs(argv: string[]): GateOptions {
     },
   });
   const o: GateOptions = {
-    runs: Number(values.runs),
-    duration: Number(values.duration),
+    runs: values.runs === undefined ? undefined : Number(values.runs),
+    duration: values.duration === undefined ? undefined : Number(values.duration),
     warmup: Number(values.warmup),
     microRounds: Number(values['micro-rounds']),
     json: values.json,
@@ -139,10 +141,10 @@ export function parseArgs(argv: string[]): GateOptions {
     skipE2e: values['skip-e2e'] === true,
     repeat: Number(values.repeat),
   };
-  if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error('--runs must be a whole number >= 1');
+  if (o.runs !== undefined && (!Number.isInteger(o.runs) || o.runs < 1)) throw new Error('--runs must be a whole number >= 1');
   if (!Number.isInteger(o.microRounds) || o.microRounds < 1 || o.microRounds % 2 === 0) throw new Error('--micro-rounds must be an odd whole number (the median is then a real round)');
   if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error('--repeat must be a whole number >= 1');
-  if (!(o.duration > 0) || !(o.warmup >= 0)) throw new Error('--duration must be > 0 and --warmup >= 0');
+  if ((o.duration !== undefined && !(o.duration > 0)) || !(o.warmup >= 0)) throw new Error('--duration must be > 0 and --warmup >= 0');
   return o;
 }
 
@@ -176,11 +178,15 @@ export interface Check {
   value?: number;
 }
 
-/** The end-to-end scenarios the gate runs: what the harness is asked, and what one op is. */
+/**
+ * The end-to-end scenarios the gate runs: what the harness is asked, how many
+ * alternating pairs of how long, and what one op is. Fanout gets more, shorter
+ * pairs: its per-pair ratio moves more (docs/benchmarks.md).
+ */
 export const E2E_SCENARIOS = {
-  pingpong: { options: { scenario: 'pingpong', clients: 100, payload: 64 }, label: 'pingpong, 100 clients, 64 B', op: 'round trip', ops: 'round trips', check: 'pingpongCpu' },
-  fanout: { options: { scenario: 'fanout', roomSize: 1000, rate: 100, payload: 64 }, label: 'fanout, room of 1,000, 100 publishes/s, 64 B', op: 'delivery', ops: 'deliveries', check: 'fanoutCpu' },
-} as const satisfies Record<string, { options: Partial<BenchOptions>; label: string; op: string; ops: string; check: CheckId }>;
+  pingpong: { options: { scenario: 'pingpong', clients: 100, payload: 64 }, pairs: 8, duration: 3, label: 'pingpong, 100 clients, 64 B', op: 'round trip', ops: 'round trips', check: 'pingpongCpu' },
+  fanout: { options: { scenario: 'fanout', roomSize: 1000, rate: 100, payload: 64 }, pairs: 12, duration: 2.5, label: 'fanout, room of 1,000, 100 publishes/s, 64 B', op: 'delivery', ops: 'deliveries', check: 'fanoutCpu' },
+} as const satisfies Record<string, { options: Partial<BenchOptions>; pairs: number; duration: number; label: string; op: string; ops: string; check: CheckId }>;
 export type E2EScenario = keyof typeof E2E_SCENARIOS;
 
 export interface E2ERun {
@@ -219,9 +225,9 @@ const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
 async function measureScenario(name: E2EScenario, o: GateOptions, serverCpu: number | undefined, log: (line: string) => void): Promise<E2ERun[]> {
   const s = E2E_SCENARIOS[name];
   const out: E2ERun[] = [];
-  for (const kind of alternation(o.runs)) {
+  for (const kind of alternation(o.runs ?? s.pairs)) {
     const t0 = performance.now();
-    const result = await runOn(kind === 'broker' ? { kind: 'spawn' } : { kind: 'baseline' }, { ...s.options, duration: o.duration, warmup: o.warmup, drain: 2 }, serverCpu);
+    const result = await runOn(kind === 'broker' ? { kind: 'spawn' } : { kind: 'baseline' }, { ...s.options, duration: o.duration ?? s.duration, warmup: o.warmup, drain: 2 }, serverCpu);
     const run = e2eRun(result);
     out.push(run);
     log(`${name} ${kind.padEnd(8)} ${fmtInt(run.rate).padStart(9)} ${s.ops}/s, ${run.cpuUsPerOp ?? '-'} µs CPU per ${s.op}, p99 ${run.p99 ?? '-'} µs, harness worker ${run.harnessWorkerCpu}% CPU, ${run.verdict} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
@@ -396,8 +402,8 @@ function verdictLine(r: GateReport): string {
 
 function report(r: GateReport): string {
   const o = r.options;
-  const scenarios = Object.values(E2E_SCENARIOS).map((sc) => sc.label).join('; ');
-  const e2e = o.skipE2e ? '' : `; ${o.runs} alternating pairs of ${o.duration} s + ${o.warmup} s warmup per end-to-end scenario (${scenarios})`;
+  const scenarios = Object.values(E2E_SCENARIOS).map((sc) => `${sc.label}: ${o.runs ?? sc.pairs} alternating pairs of ${o.duration ?? sc.duration} s + ${o.warmup} s warmup`).join('; ');
+  const e2e = o.skipE2e ? '' : `; ${scenarios}`;
   const micro = o.skipMicro ? '' : `; micro: median of ${o.microRounds} interleaved rounds`;
   return ['', `bench gate (${r.pinning}${e2e}${micro}; ratios from this run only)`, '', formatChecks(r.checks), '', verdictLine(r)].join('\n');
 }
@@ -420,7 +426,9 @@ export function spreadTable(runs: GateReport[]): string {
 
 /** The flags that make a child run measure what this one was asked to. */
 function childArgs(o: GateOptions, json: string): string[] {
-  const args = ['--runs', String(o.runs), '--duration', String(o.duration), '--warmup', String(o.warmup), '--micro-rounds', String(o.microRounds), '--json', json];
+  const args = ['--warmup', String(o.warmup), '--micro-rounds', String(o.microRounds), '--json', json];
+  if (o.runs !== undefined) args.push('--runs', String(o.runs));
+  if (o.duration !== undefined) args.push('--duration', String(o.duration));
   if (o.skipMicro) args.push('--skip-micro');
   if (o.skipE2e) args.push('--skip-e2e');
   return args;
