@@ -10,23 +10,33 @@
  *   spins off a debt of GATE_SLOWDOWN times the CPU time the process spent
  *   otherwise, counted every 10 ms: the broker's CPU per op grows by that
  *   fraction whatever the load.
- * - the gate (dist/scripts/bench-gate.js): LineFramer.prototype.push spins
- *   GATE_SLOWDOWN times the time each call took; the newMessageLine
- *   serializer spins GATE_SLOWDOWN times the cost per event of the gate's
- *   new_message case, timed here once with the original. Spin steps are
- *   converted from time with their cost measured at start-up.
+ * - the gate (dist/scripts/bench-gate.js): LineFramer.prototype.push and the
+ *   newMessageLine serializer spin after each call, for a length calibrated
+ *   at their first call on the gate's own cases (the `ours` side of its
+ *   framer-floor and new_message pairs) until those take 1 + GATE_SLOWDOWN
+ *   times as long.
  * - any other process (the bare uWS server, the harness and its workers): nothing.
  *
  * Each process that acts says so on stderr.
  */
+import { appendFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 /** The environment variable that turns this on: the fraction to add, e.g. 0.3. */
 export const SLOWDOWN_ENV = 'GATE_SLOWDOWN';
+/** Where each process that acts also appends what it did (the harness drops the servers' stderr). */
+export const SLOWDOWN_LOG_ENV = 'GATE_SLOWDOWN_LOG';
 
 const fraction = Number(process.env[SLOWDOWN_ENV]);
 const script = process.argv[1] === undefined ? '' : path.resolve(process.argv[1]);
 const dist = path.resolve(__dirname, '..', '..');
+
+/** A line on stderr, and in the GATE_SLOWDOWN_LOG file if set. */
+function say(line: string): void {
+  process.stderr.write(`gate-slowdown: ${line}\n`);
+  const log = process.env[SLOWDOWN_LOG_ENV];
+  if (log) appendFileSync(log, `${line}\n`);
+}
 
 /** Written by the spin loops so that V8 cannot drop them. */
 let spinSink = 0;
@@ -79,40 +89,19 @@ function slowBroker(): void {
       spunTotal += spun;
     }
   };
-  process.stderr.write(`gate-slowdown: broker pid ${process.pid}: BackendRouter.route spins ${fraction} x the process's other CPU time\n`);
-  process.on('exit', () => process.stderr.write(`gate-slowdown: broker pid ${process.pid} spun ${spunTotal.toFixed(0)} ms over ${naturalTotal.toFixed(0)} ms of its own CPU\n`));
+  say(`broker pid ${process.pid}: BackendRouter.route spins ${fraction} x the process's other CPU time`);
+  process.on('exit', () => say(`broker pid ${process.pid} spun ${spunTotal.toFixed(0)} ms over ${naturalTotal.toFixed(0)} ms of its own CPU (+${((100 * spunTotal) / naturalTotal).toFixed(1)} %)`));
 }
 
-/** ns of CPU per call of `fn`: the median of 5 stretches of ~20 ms, after a warm-up. */
-function nsPerCall(fn: () => void): number {
-  const cpuNs = (): number => {
-    const u = process.cpuUsage();
-    return (u.user + u.system) * 1000;
-  };
-  const stretch = (ns: number): number => {
-    const t0 = cpuNs();
-    let calls = 0;
-    while (cpuNs() - t0 < ns) {
-      fn();
-      calls++;
-    }
-    return (cpuNs() - t0) / calls;
-  };
-  stretch(20e6);
-  const s = Array.from({ length: 5 }, () => stretch(20e6)).sort((a, b) => a - b);
-  return s[2]!;
-}
-
-/** ns of CPU per step of spinSteps, over ~50 ms. */
-function nsPerStep(): number {
-  spinSteps(1e6);
-  let steps = 0;
+/** ns of CPU per call of `fn` over a stretch of ~`ms` of CPU time. */
+function nsPerCall(fn: () => void, ms: number): number {
   const t0 = cpuMs();
-  while (cpuMs() - t0 < 50) {
-    spinSteps(1e5);
-    steps += 1e5;
+  let calls = 0;
+  while (cpuMs() - t0 < ms) {
+    fn();
+    calls++;
   }
-  return ((cpuMs() - t0) * 1e6) / steps;
+  return ((cpuMs() - t0) * 1e6) / calls;
 }
 
 /** The `ours` side of the named pairs of a micro suite. */
@@ -124,50 +113,96 @@ function oursOf(suite: import('../../bench/micro/common').MicroSuite, keys: read
   });
 }
 
+function geomeanOf(values: number[]): number {
+  return Math.exp(values.reduce((a, v) => a + Math.log(v), 0) / values.length);
+}
+
+/** ns of CPU per call of `fn` once V8 has optimized it: the fastest of 5 stretches of ~30 ms (the least disturbed) after ~300 ms. */
+function warmNsPerCall(fn: () => void): number {
+  nsPerCall(fn, 300);
+  return Math.min(...Array.from({ length: 5 }, () => nsPerCall(fn, 30)));
+}
+
+/** The gate's own cases for some code, and how many units (bytes, calls) of it one call of each case runs. */
+interface Cases {
+  fns: Array<() => void>;
+  units: number[];
+}
+
+/** A spin whose length (in steps per unit: per byte, per call) is set at the first call of what it slows. */
+class CalibratedSpin {
+  /** Undefined until calibrated; 0 while calibrating. */
+  private level: number | undefined;
+
+  constructor(
+    readonly name: string,
+    /** Built when calibration starts. */
+    private readonly cases: () => Cases,
+  ) {}
+
+  /**
+   * Sets the level to `fraction` of the cases' ns per unit (the geometric
+   * mean over the cases, as the gate reads them), in spin steps. Timed warm
+   * and on the CPU clock, as the gate times them; the gate's own figures for
+   * the slowed code show what it added (docs/benchmarks.md).
+   */
+  private calibrate(): void {
+    this.level = 0;
+    const { fns, units } = this.cases();
+    const nsPerUnit = geomeanOf(fns.map((fn, i) => warmNsPerCall(fn) / units[i]!));
+    const steps = 1e5;
+    const nsPerStep = warmNsPerCall(() => spinSteps(steps)) / steps;
+    this.level = (fraction * nsPerUnit) / nsPerStep;
+    say(`gate pid ${process.pid}: ${this.name} spins ${(this.level * nsPerStep).toFixed(3)} ns per unit, ${fraction} x the ${nsPerUnit.toFixed(3)} ns per unit of the gate's cases`);
+  }
+
+  /** The steps to spin for `units` (bytes, calls) of work, calibrating first if this is the first call. */
+  steps(units: number): number {
+    if (this.level === undefined) this.calibrate();
+    return units * this.level!;
+  }
+}
+
 /**
- * In the gate: LineFramer.push spins a number of steps per byte pushed, and
- * newMessageLine a number per call, each sized to `fraction` of the gate's
- * own cases (the `ours` side of its framer-floor and new_message pairs),
- * timed here once with the originals. Per byte, because a push's cost is
- * mostly decoding; the two framer cases differ a little in ns per byte, so
- * the spin is sized to their geometric mean, which is what the gate reads.
+ * In the gate: LineFramer.push spins a number of steps per byte pushed (a
+ * push's cost is mostly decoding), and newMessageLine a number per call, each
+ * calibrated at its first call (in the process that measures: the gate
+ * re-starts itself pinned) on the gate's own cases, the `ours` side of its
+ * framer-floor and new_message pairs.
  */
 function slowMicro(): void {
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { LineFramer } = require(path.join(dist, 'src', 'protocol', 'line-framer')) as typeof import('../../src/protocol/line-framer');
   const serializers = require(path.join(dist, 'src', 'protocol', 'serializers')) as typeof import('../../src/protocol/serializers');
-  const { framerSuite, workloads, FLOOR_WORKLOADS } = require(path.join(dist, 'bench', 'micro', 'framer.bench')) as typeof import('../../bench/micro/framer.bench');
-  const { serializersSuite } = require(path.join(dist, 'bench', 'micro', 'serializers.bench')) as typeof import('../../bench/micro/serializers.bench');
-  const { FRAMER_FLOOR_PAIRS, SERIALIZER_PAIR } = require(path.join(dist, 'bench', 'micro', 'run-all')) as typeof import('../../bench/micro/run-all');
+  const bench = (file: string): unknown => require(path.join(dist, 'bench', 'micro', file));
   /* eslint-enable @typescript-eslint/no-require-imports */
-  const stepNs = nsPerStep();
+  const runAll = (): typeof import('../../bench/micro/run-all') => bench('run-all') as typeof import('../../bench/micro/run-all');
 
-  const framerCases = oursOf(framerSuite(), FRAMER_FLOOR_PAIRS);
-  const streams = workloads();
-  const nsPerByte = FLOOR_WORKLOADS.map((key, i) => nsPerCall(framerCases[i]!) / streams.find((w) => w.key === key)!.stream.bytes);
-  const stepsPerByte = (fraction * geomeanOf(nsPerByte)) / stepNs;
+  const framerSpin = new CalibratedSpin('LineFramer.push', () => {
+    const framer = bench('framer.bench') as typeof import('../../bench/micro/framer.bench');
+    const streams = framer.workloads();
+    return { fns: oursOf(framer.framerSuite(), runAll().FRAMER_FLOOR_PAIRS), units: framer.FLOOR_WORKLOADS.map((key) => streams.find((w) => w.key === key)!.stream.bytes) };
+  });
   const push = LineFramer.prototype.push;
   LineFramer.prototype.push = function (this: InstanceType<typeof LineFramer>, chunk: Buffer): void {
+    const steps = framerSpin.steps(chunk.length);
     push.call(this, chunk);
-    spinSteps(chunk.length * stepsPerByte);
+    spinSteps(steps);
   };
 
-  const [newMessageCase] = oursOf(serializersSuite(), [SERIALIZER_PAIR]);
-  const nsPerEvent = nsPerCall(newMessageCase!) / 16; // a case serializes and joins a batch of 16 events
-  const stepsPerCall = (fraction * nsPerEvent) / stepNs;
+  // A case serializes (and joins) a batch of 16 events.
+  const serializerSpin = new CalibratedSpin('newMessageLine', () => ({
+    fns: oursOf((bench('serializers.bench') as typeof import('../../bench/micro/serializers.bench')).serializersSuite(), [runAll().SERIALIZER_PAIR]),
+    units: [16],
+  }));
   const newMessageLine = serializers.newMessageLine;
   serializers.newMessageLine = (message, contextJson) => {
+    const steps = serializerSpin.steps(1);
     const line = newMessageLine(message, contextJson);
-    spinSteps(stepsPerCall);
+    spinSteps(steps);
     return line;
   };
-  process.stderr.write(
-    `gate-slowdown: gate pid ${process.pid} (${stepNs.toFixed(2)} ns per spin step): LineFramer.push spins ${(stepsPerByte * stepNs).toFixed(3)} ns per byte (${fraction} x ${nsPerByte.map((n) => n.toFixed(3)).join(' and ')} ns per byte of the gate's framer cases); newMessageLine spins ${(stepsPerCall * stepNs).toFixed(0)} ns per call (${fraction} x ${nsPerEvent.toFixed(0)} ns per event of the new_message case)\n`,
-  );
-}
-
-function geomeanOf(values: number[]): number {
-  return Math.exp(values.reduce((a, v) => a + Math.log(v), 0) / values.length);
+  say(`gate pid ${process.pid}: LineFramer.push and newMessageLine will spin ${fraction} x the gate's cases, calibrated at their first call`);
 }
 
 if (fraction > 0) {

@@ -1,0 +1,74 @@
+/**
+ * The bench gate's comparisons on made-up runs: which runs are paired, what
+ * the checked figure is, where it passes and fails, and its flags.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { alternation, cpuRatio, e2eChecks, lossCheck, parseArgs, spreadTable, THRESHOLDS, type E2ERun, type GateReport } from '../../scripts/bench-gate';
+
+function run(kind: E2ERun['kind'], cpuUsPerOp: number | null, lost = 0): E2ERun {
+  return { kind, rate: 1000, cpuUsPerOp, p99: 1000, lost, errors: 0, verdict: lost > 0 ? `LOST ${lost} messages` : 'OK', harnessWorkerCpu: 50 };
+}
+
+/** Runs in the gate's order, broker CPU per op `ratio` times the baseline's in each pair. */
+function runsAt(ratios: number[]): E2ERun[] {
+  const order = alternation(ratios.length);
+  return order.map((kind, i) => run(kind, kind === 'broker' ? 5 * ratios[Math.floor(i / 2)]! : 5));
+}
+
+test('alternation: each kind first in every other pair', () => {
+  assert.deepEqual(alternation(3), ['broker', 'baseline', 'baseline', 'broker', 'broker', 'baseline']);
+});
+
+test('cpuRatio is the median of the ratios within each back-to-back pair', () => {
+  // Conditions change between pairs (baseline 4 then 8 µs); within each pair the broker costs 2x.
+  const runs = [run('broker', 8), run('baseline', 4), run('baseline', 8), run('broker', 16), run('broker', 9), run('baseline', 3)];
+  const c = cpuRatio(runs);
+  assert.deepEqual(c.pairs, [2, 2, 3]);
+  assert.equal(c.ratio, 2);
+  assert.equal(c.broker, 9);
+  assert.equal(c.baseline, 4);
+});
+
+test('a CPU check passes at its threshold and fails just past it; a missing figure fails', () => {
+  const limit = THRESHOLDS.fanoutCpu;
+  const at = e2eChecks('fanout', runsAt([limit, limit * 0.9, limit * 1.05]))[0]!;
+  assert.equal(at.id, 'fanoutCpu');
+  assert.equal(at.pass, true);
+  const past = e2eChecks('fanout', runsAt([limit * 1.01, limit * 0.9, limit * 1.05]))[0]!;
+  assert.equal(past.pass, false);
+  const missing = e2eChecks('pingpong', [run('broker', null), run('baseline', 5)])[0]!;
+  assert.equal(missing.pass, false);
+  assert.equal(missing.measured, 'not measured');
+});
+
+test('one lost message in any run fails the loss check', () => {
+  assert.equal(lossCheck([run('broker', 5), run('baseline', 5)]).pass, true);
+  const lost = lossCheck([run('broker', 5), run('baseline', 5, 3)]);
+  assert.equal(lost.pass, false);
+  assert.match(lost.measured, /baseline: LOST 3 messages/);
+});
+
+test('the spread table gives min, median, max and passes per gated figure', () => {
+  const report = (value: number, pass: boolean): GateReport =>
+    ({ checks: [{ id: 'pingpongCpu', name: 'pingpong', measured: '', threshold: '<= 2.30x', pass, value }, { id: 'noLoss', name: 'loss', measured: '', threshold: '0', pass: true }] }) as GateReport;
+  const table = spreadTable([report(2.0, true), report(2.4, false), report(1.9, true)]);
+  assert.match(table, /pingpong\s+<= 2\.30x\s+1\.90x\s+2\.00x\s+2\.40x\s+2\/3/);
+  assert.match(table, /loss\s+0\s+3\/3/);
+});
+
+test('flags: defaults, overrides, and bad values refused', () => {
+  const d = parseArgs([]);
+  assert.equal(d.runs, undefined);
+  assert.equal(d.duration, undefined);
+  assert.equal(d.microRounds, 9);
+  assert.equal(d.repeat, 1);
+  const o = parseArgs(['--runs', '2', '--duration', '1.5', '--skip-micro', '--repeat', '3']);
+  assert.equal(o.runs, 2);
+  assert.equal(o.duration, 1.5);
+  assert.equal(o.skipMicro, true);
+  assert.equal(o.repeat, 3);
+  for (const bad of [['--runs', '0'], ['--runs', 'x'], ['--duration', '0'], ['--micro-rounds', '4'], ['--repeat', '-1'], ['--warmup', '-1']]) {
+    assert.throws(() => parseArgs(bad), Error, bad.join(' '));
+  }
+});
