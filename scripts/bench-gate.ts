@@ -18,16 +18,17 @@
  * End to end, short runs alternate (broker, baseline, baseline, broker, ...)
  * per scenario and the gate takes the median of the per-pair ratios, so a
  * burst of noise from elsewhere on the machine spoils a pair, not the
- * verdict. Servers run on CPU 0 and this process (the harness, whose worker
+ * verdict; pairs are added while that median is too close to the threshold
+ * to call (settled()). Servers run on CPU 0 and this process (the harness, whose worker
  * processes inherit its affinity) on CPU 1, both with taskset, all at nice
  * BENCH_NICE; without taskset (or with fewer than 2 CPUs) everything runs
  * unpinned, and without permission at normal priority, and the output says so.
  *
- *   node dist/scripts/bench-gate.js [--runs N] [--duration S] [--warmup 1] [--micro-rounds 9]
+ *   node dist/scripts/bench-gate.js [--runs N] [--max-runs M] [--duration S] [--warmup 1] [--micro-rounds 9]
  *                                   [--json FILE] [--skip-micro] [--skip-e2e] [--repeat N]
  *
- * --runs and --duration override every end-to-end scenario's own pairs and
- * seconds (E2E_SCENARIOS), for short runs. --repeat N runs the whole gate N times, each in a fresh process, and ends
+ * --runs, --max-runs and --duration override every end-to-end scenario's own
+ * least and most pairs and seconds (E2E_SCENARIOS), for short runs. --repeat N runs the whole gate N times, each in a fresh process, and ends
  * with the spread of every gated figure over the N runs (how the thresholds
  * were set). Exits 1 if any check fails (or a run could not be made), 0 otherwise.
  */
@@ -105,8 +106,10 @@ export function pinHarness(): { exitWith: number } | { pinning: Pinning } {
 }
 
 export interface GateOptions {
-  /** Alternating pairs (one broker run, one baseline run) per end-to-end scenario; undefined: each scenario's own. */
+  /** Alternating pairs (one broker run, one baseline run) per end-to-end scenario, at least; undefined: each scenario's own. */
   runs: number | undefined;
+  /** At most this many pairs per scenario; undefined: each scenario's own (or --runs, if more). */
+  maxRuns: number | undefined;
   /** Seconds measured per run; undefined: each scenario's own. */
   duration: number | undefined;
   warmup: number;
@@ -122,6 +125,7 @@ export function parseArgs(argv: string[]): GateOptions {
     args: argv,
     options: {
       runs: { type: 'string' },
+      'max-runs': { type: 'string' },
       duration: { type: 'string' },
       warmup: { type: 'string', default: '1' },
       'micro-rounds': { type: 'string', default: '9' },
@@ -133,6 +137,7 @@ export function parseArgs(argv: string[]): GateOptions {
   });
   const o: GateOptions = {
     runs: values.runs === undefined ? undefined : Number(values.runs),
+    maxRuns: values['max-runs'] === undefined ? undefined : Number(values['max-runs']),
     duration: values.duration === undefined ? undefined : Number(values.duration),
     warmup: Number(values.warmup),
     microRounds: Number(values['micro-rounds']),
@@ -141,7 +146,9 @@ export function parseArgs(argv: string[]): GateOptions {
     skipE2e: values['skip-e2e'] === true,
     repeat: Number(values.repeat),
   };
-  if (o.runs !== undefined && (!Number.isInteger(o.runs) || o.runs < 1)) throw new Error('--runs must be a whole number >= 1');
+  for (const [flag, v] of [['--runs', o.runs], ['--max-runs', o.maxRuns]] as const) {
+    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new Error(`${flag} must be a whole number >= 1`);
+  }
   if (!Number.isInteger(o.microRounds) || o.microRounds < 1 || o.microRounds % 2 === 0) throw new Error('--micro-rounds must be an odd whole number (the median is then a real round)');
   if (!Number.isInteger(o.repeat) || o.repeat < 1) throw new Error('--repeat must be a whole number >= 1');
   if ((o.duration !== undefined && !(o.duration > 0)) || !(o.warmup >= 0)) throw new Error('--duration must be > 0 and --warmup >= 0');
@@ -180,15 +187,15 @@ export interface Check {
 
 /**
  * The end-to-end scenarios the gate runs: what the harness is asked, how many
- * alternating pairs of how long, and what one op is. Fanout gets longer runs:
- * its CPU per delivery moves with the load on the machine from second to
- * second, and a pair of 8 s runs moved half as much as a pair of 2 s runs
- * (docs/benchmarks.md).
+ * alternating pairs (at least, at most: see settled()) of how long, and what
+ * one op is. Fanout gets longer runs: its CPU per delivery moves with the
+ * load on the machine from second to second, and a pair of 8 s runs moved
+ * half as much as a pair of 2 s runs (docs/benchmarks.md).
  */
 export const E2E_SCENARIOS = {
-  pingpong: { options: { scenario: 'pingpong', clients: 100, payload: 64 }, pairs: 6, duration: 3, label: 'pingpong, 100 clients, 64 B', op: 'round trip', ops: 'round trips', check: 'pingpongCpu' },
-  fanout: { options: { scenario: 'fanout', roomSize: 1000, rate: 100, payload: 64 }, pairs: 8, duration: 5, label: 'fanout, room of 1,000, 100 publishes/s, 64 B', op: 'delivery', ops: 'deliveries', check: 'fanoutCpu' },
-} as const satisfies Record<string, { options: Partial<BenchOptions>; pairs: number; duration: number; label: string; op: string; ops: string; check: CheckId }>;
+  pingpong: { options: { scenario: 'pingpong', clients: 100, payload: 64 }, pairs: { min: 6, max: 10 }, duration: 3, label: 'pingpong, 100 clients, 64 B', op: 'round trip', ops: 'round trips', check: 'pingpongCpu' },
+  fanout: { options: { scenario: 'fanout', roomSize: 1000, rate: 100, payload: 64 }, pairs: { min: 6, max: 12 }, duration: 5, label: 'fanout, room of 1,000, 100 publishes/s, 64 B', op: 'delivery', ops: 'deliveries', check: 'fanoutCpu' },
+} as const satisfies Record<string, { options: Partial<BenchOptions>; pairs: { min: number; max: number }; duration: number; label: string; op: string; ops: string; check: CheckId }>;
 export type E2EScenario = keyof typeof E2E_SCENARIOS;
 
 export interface E2ERun {
@@ -215,11 +222,25 @@ function e2eRun(r: BenchResult): E2ERun {
   };
 }
 
-/** broker, baseline, baseline, broker, broker, baseline...: each kind runs first as often as second, so a drift over the runs favours neither. */
-export function alternation(runs: number): Array<'broker' | 'baseline'> {
-  const order: Array<'broker' | 'baseline'> = [];
-  for (let i = 0; i < runs; i++) order.push(...(i % 2 === 0 ? (['broker', 'baseline'] as const) : (['baseline', 'broker'] as const)));
-  return order;
+/** Pair i runs broker then baseline when i is even, baseline then broker when odd: each kind runs first as often as second, so a drift over the runs favours neither. */
+export function pairOrder(i: number): Array<'broker' | 'baseline'> {
+  return i % 2 === 0 ? ['broker', 'baseline'] : ['baseline', 'broker'];
+}
+
+/**
+ * Whether the pairs so far settle a check at `threshold`: their median is
+ * at least two standard errors away from it (the standard error of a median
+ * of n taken as 1.25 sd / sqrt(n), on the logs of the ratios). Until then the
+ * gate adds pairs, up to its maximum: a clear result costs the minimum, and
+ * the time goes to the close calls.
+ */
+export function settled(pairs: number[], threshold: number): boolean {
+  const n = pairs.length;
+  if (n < 2) return false;
+  const logs = pairs.map(Math.log);
+  const mean = logs.reduce((a, v) => a + v, 0) / n;
+  const sd = Math.sqrt(logs.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
+  return Math.abs(Math.log(median(pairs) / threshold)) >= (2 * 1.25 * sd) / Math.sqrt(n);
 }
 
 const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
@@ -231,27 +252,31 @@ const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
  */
 async function measureScenario(name: E2EScenario, o: GateOptions, serverCpu: number | undefined, log: (line: string) => void): Promise<E2ERun[]> {
   const s = E2E_SCENARIOS[name];
+  const min = o.runs ?? s.pairs.min;
+  const max = Math.max(min, o.maxRuns ?? s.pairs.max);
   const out: E2ERun[] = [];
   const broker = await startBrokerProcess([], { cpu: serverCpu });
   try {
     const baseline = await startBaselineProcess({ cpu: serverCpu });
     try {
-      for (const kind of alternation(o.runs ?? s.pairs)) {
-        const t0 = performance.now();
-        const server = kind === 'broker' ? broker : baseline;
-        const result = await runScenario({
-          ...s.options,
-          duration: o.duration ?? s.duration,
-          warmup: o.warmup,
-          drain: 2,
-          url: server.url('/bench'),
-          tcp: { host: '127.0.0.1', port: server.tcpPort ?? 0 },
-          targetPid: server.pid,
-          baseline: kind === 'baseline',
-        });
-        const run = e2eRun(result);
-        out.push(run);
-        log(`${name} ${kind.padEnd(8)} ${fmtInt(run.rate).padStart(9)} ${s.ops}/s, ${run.cpuUsPerOp ?? '-'} µs CPU per ${s.op}, p99 ${run.p99 ?? '-'} µs, harness worker ${run.harnessWorkerCpu}% CPU, ${run.verdict} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      for (let pair = 0; pair < max && !(pair >= min && settled(cpuRatio(out).pairs, THRESHOLDS[s.check])); pair++) {
+        for (const kind of pairOrder(pair)) {
+          const t0 = performance.now();
+          const server = kind === 'broker' ? broker : baseline;
+          const result = await runScenario({
+            ...s.options,
+            duration: o.duration ?? s.duration,
+            warmup: o.warmup,
+            drain: 2,
+            url: server.url('/bench'),
+            tcp: { host: '127.0.0.1', port: server.tcpPort ?? 0 },
+            targetPid: server.pid,
+            baseline: kind === 'baseline',
+          });
+          const run = e2eRun(result);
+          out.push(run);
+          log(`${name} ${kind.padEnd(8)} ${fmtInt(run.rate).padStart(9)} ${s.ops}/s, ${run.cpuUsPerOp ?? '-'} µs CPU per ${s.op}, p99 ${run.p99 ?? '-'} µs, harness worker ${run.harnessWorkerCpu}% CPU, ${run.verdict} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+        }
       }
     } finally {
       await baseline.stop();
@@ -429,7 +454,12 @@ function verdictLine(r: GateReport): string {
 
 function report(r: GateReport): string {
   const o = r.options;
-  const scenarios = Object.values(E2E_SCENARIOS).map((sc) => `${sc.label}: ${o.runs ?? sc.pairs} alternating pairs of ${o.duration ?? sc.duration} s + ${o.warmup} s warmup`).join('; ');
+  const scenarios = Object.values(E2E_SCENARIOS)
+    .map((sc) => {
+      const min = o.runs ?? sc.pairs.min;
+      return `${sc.label}: ${min}-${Math.max(min, o.maxRuns ?? sc.pairs.max)} alternating pairs of ${o.duration ?? sc.duration} s + ${o.warmup} s warmup`;
+    })
+    .join('; ');
   const e2e = o.skipE2e ? '' : `; ${scenarios}`;
   const micro = o.skipMicro ? '' : `; micro: median of ${o.microRounds} interleaved rounds`;
   return ['', `bench gate (${r.pinning}${e2e}${micro}; ratios from this run only)`, '', formatChecks(r.checks), '', verdictLine(r)].join('\n');
@@ -455,6 +485,7 @@ export function spreadTable(runs: GateReport[]): string {
 function childArgs(o: GateOptions, json: string): string[] {
   const args = ['--warmup', String(o.warmup), '--micro-rounds', String(o.microRounds), '--json', json];
   if (o.runs !== undefined) args.push('--runs', String(o.runs));
+  if (o.maxRuns !== undefined) args.push('--max-runs', String(o.maxRuns));
   if (o.duration !== undefined) args.push('--duration', String(o.duration));
   if (o.skipMicro) args.push('--skip-micro');
   if (o.skipE2e) args.push('--skip-e2e');

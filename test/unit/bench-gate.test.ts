@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alternation, cpuRatio, e2eChecks, lossCheck, parseArgs, spreadTable, THRESHOLDS, type E2ERun, type GateReport } from '../../scripts/bench-gate';
+import { cpuRatio, e2eChecks, lossCheck, pairOrder, parseArgs, settled, spreadTable, THRESHOLDS, type E2ERun, type GateReport } from '../../scripts/bench-gate';
 
 function run(kind: E2ERun['kind'], cpuUsPerOp: number | null, lost = 0): E2ERun {
   return { kind, rate: 1000, cpuUsPerOp, p99: 1000, lost, errors: 0, verdict: lost > 0 ? `LOST ${lost} messages` : 'OK', harnessWorkerCpu: 50 };
@@ -12,12 +12,22 @@ function run(kind: E2ERun['kind'], cpuUsPerOp: number | null, lost = 0): E2ERun 
 
 /** Runs in the gate's order, broker CPU per op `ratio` times the baseline's in each pair. */
 function runsAt(ratios: number[]): E2ERun[] {
-  const order = alternation(ratios.length);
-  return order.map((kind, i) => run(kind, kind === 'broker' ? 5 * ratios[Math.floor(i / 2)]! : 5));
+  return ratios.flatMap((ratio, i) => pairOrder(i).map((kind) => run(kind, kind === 'broker' ? 5 * ratio : 5)));
 }
 
-test('alternation: each kind first in every other pair', () => {
-  assert.deepEqual(alternation(3), ['broker', 'baseline', 'baseline', 'broker', 'broker', 'baseline']);
+test('pairOrder: each kind first in every other pair', () => {
+  assert.deepEqual([0, 1, 2].flatMap(pairOrder), ['broker', 'baseline', 'baseline', 'broker', 'broker', 'baseline']);
+});
+
+test('settled: a median two standard errors from the threshold settles; a close call or too few pairs does not', () => {
+  assert.equal(settled([1.5], 1.2), false, 'one pair says nothing of the spread');
+  assert.equal(settled([1.0, 1.02, 0.98, 1.01], 1.2), true, 'tight and far below');
+  assert.equal(settled([1.42, 1.4, 1.38], 1.2), true, 'tight and far above');
+  assert.equal(settled([0.8, 1.5, 1.1, 1.3], 1.2), false, 'wide and close');
+  // The same spread settles with more pairs.
+  const close = [1.0, 1.25, 0.9, 1.15];
+  assert.equal(settled(close, 1.2), false);
+  assert.equal(settled([...close, ...close, ...close, ...close], 1.2), true);
 });
 
 test('cpuRatio is the median of the ratios within each back-to-back pair', () => {
