@@ -11,13 +11,13 @@
  *   otherwise, counted every 10 ms: the broker's CPU per op grows by that
  *   fraction whatever the load.
  * - the gate (dist/scripts/bench-gate.js): LineFramer.prototype.push and the
- *   newMessageLine serializer spin after each call, for a length calibrated
- *   at their first call on the gate's own cases (the `ours` side of its
- *   framer-floor and new_message pairs) until those take 1 + GATE_SLOWDOWN
- *   times as long.
+ *   newMessageLine serializer spin after each call, GATE_SLOWDOWN times the
+ *   cost per byte or per event of the gate's own cases (the `ours` side of
+ *   its framer-floor and new_message pairs), timed at their first call.
  * - any other process (the bare uWS server, the harness and its workers): nothing.
  *
- * Each process that acts says so on stderr.
+ * Each process that acts says so on stderr (and in GATE_SLOWDOWN_LOG). The
+ * modules it slows are loaded lazily, so the others load nothing.
  */
 import { appendFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -41,7 +41,7 @@ function say(line: string): void {
 /** Written by the spin loops so that V8 cannot drop them. */
 let spinSink = 0;
 
-/** Busy-waits `n` steps of a loop V8 cannot remove (a step is a few tenths of a ns). */
+/** Busy-waits `n` steps of a loop V8 cannot remove (a step is about a ns). */
 function spinSteps(n: number): void {
   let acc = spinSink;
   for (let i = 0; i < n; i++) acc = (Math.imul(acc, 1664525) + 1013904223) | 0;
@@ -54,7 +54,7 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-/** Busy-waits `ms` of this process's CPU time (for the broker's debts: microseconds and up); returns what it spun. */
+/** Busy-waits `ms` of this process's CPU time, read at every turn (for the broker's debts: tens of microseconds and up); returns what it spun. */
 function spinCpuMs(ms: number): number {
   const start = cpuMs();
   let now = start;
@@ -64,7 +64,6 @@ function spinCpuMs(ms: number): number {
 
 /** In the broker: route() pays a CPU debt of `fraction` times the process's other CPU time. */
 function slowBroker(): void {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { BackendRouter } = require(path.join(dist, 'src', 'backends', 'backend-router')) as typeof import('../../src/backends/backend-router');
   const route = BackendRouter.prototype.route;
   let owedMs = 0;
@@ -171,11 +170,9 @@ class CalibratedSpin {
  * framer-floor and new_message pairs.
  */
 function slowMicro(): void {
-  /* eslint-disable @typescript-eslint/no-require-imports */
   const { LineFramer } = require(path.join(dist, 'src', 'protocol', 'line-framer')) as typeof import('../../src/protocol/line-framer');
   const serializers = require(path.join(dist, 'src', 'protocol', 'serializers')) as typeof import('../../src/protocol/serializers');
   const bench = (file: string): unknown => require(path.join(dist, 'bench', 'micro', file));
-  /* eslint-enable @typescript-eslint/no-require-imports */
   const runAll = (): typeof import('../../bench/micro/run-all') => bench('run-all') as typeof import('../../bench/micro/run-all');
 
   const framerSpin = new CalibratedSpin('LineFramer.push', () => {
