@@ -20,10 +20,10 @@
  *
  * --other starts the command with `{ws}` and `{tcp}` replaced by free ports
  * (through `sh -c 'exec ...'`, pinned to CPU 0), waits until both ports accept
- * connections, measures it like strands (its CPU and RSS are read from the
- * pid of the exec'd command, so start the broker itself, not a wrapper that
- * forks it), then stops it with SIGTERM. Its WebSocket URL is
- * ws://127.0.0.1:{ws}/bench and its backend port 127.0.0.1:{tcp}.
+ * connections, measures it like strands (CPU and RSS of the exec'd command,
+ * or of its one descendant that listens on {ws}; start the broker itself all
+ * the same, since SIGTERM goes to the exec'd command only), then stops it with SIGTERM. Its WebSocket URL is
+ * ws://127.0.0.1:{ws}/ws/bench and its backend port 127.0.0.1:{tcp}.
  *
  * --from-results renders from bench/results/table.json and the files it lists,
  * without measuring. --doc FILE replaces the text between the
@@ -39,20 +39,20 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { measureMicro, type MicroRatios } from '../bench/micro/run-all';
-import { runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName } from '../src/bench';
+import { DEFAULTS, runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName } from '../src/bench';
 import { pinHarness } from './bench-gate';
 
 const ROOT = path.join(__dirname, '..', '..');
-export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const INDEX = 'table.json';
-export const START_MARKER = '<!-- bench-table:start -->';
-export const END_MARKER = '<!-- bench-table:end -->';
+const START_MARKER = '<!-- bench-table:start -->';
+const END_MARKER = '<!-- bench-table:end -->';
 const MICRO_FILE = 'micro.json';
-export const MICRO_START = '<!-- micro:start -->';
-export const MICRO_END = '<!-- micro:end -->';
+const MICRO_START = '<!-- micro:start -->';
+const MICRO_END = '<!-- micro:end -->';
 
 /** What each scenario runs with (besides duration, warmup and the 64-byte payload). */
-export const SCENARIO_CONFIG: Record<ScenarioName, Partial<BenchOptions>> = {
+const SCENARIO_CONFIG: Record<ScenarioName, Partial<BenchOptions>> = {
   pingpong: { clients: 100 },
   throughput: { clients: 100, rate: 10_000 },
   fanout: { roomSize: 1000, rate: 100 },
@@ -62,7 +62,7 @@ export const SCENARIO_CONFIG: Record<ScenarioName, Partial<BenchOptions>> = {
   connect: { connections: 10_000, concurrency: 200, duration: 20 },
 };
 
-export interface OtherBroker {
+interface OtherBroker {
   name: string;
   command: string;
 }
@@ -127,7 +127,7 @@ function scenarioName(s: string): ScenarioName {
   return s as ScenarioName;
 }
 
-export function parseOther(spec: string): OtherBroker {
+function parseOther(spec: string): OtherBroker {
   const eq = spec.indexOf('=');
   const name = spec.slice(0, eq).trim();
   const command = spec.slice(eq + 1).trim();
@@ -163,7 +163,7 @@ function accepts(port: number): Promise<boolean> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts an --other broker on free ports, pinned to `cpu`; resolves when both ports accept connections. */
-export async function startOther(other: OtherBroker, cpu: number | undefined): Promise<{ pid: number; ws: number; tcp: number; stop(): Promise<void> }> {
+async function startOther(other: OtherBroker, cpu: number | undefined): Promise<{ pid: number; ws: number; tcp: number; stop(): Promise<void> }> {
   const ws = await freePort();
   let tcp = await freePort();
   while (tcp === ws) tcp = await freePort();
@@ -205,7 +205,7 @@ async function measureOn(target: string, scenario: ScenarioName, o: TableOptions
   const other = o.others.find((x) => x.name === target)!;
   const server = await startOther(other, cpu);
   try {
-    return await runScenario({ ...options, url: `ws://127.0.0.1:${server.ws}/bench`, tcp: { host: '127.0.0.1', port: server.tcp }, targetPid: server.pid });
+    return await runScenario({ ...options, url: `ws://127.0.0.1:${server.ws}${new URL(DEFAULTS.url).pathname}`, tcp: { host: '127.0.0.1', port: server.tcp }, targetPid: server.pid });
   } finally {
     await server.stop();
   }
@@ -263,18 +263,18 @@ function scenarioLabel(r: BenchResult): string {
     case 'throughput':
       return `throughput, ${c.clients} clients, ${grouped.format(c.rate ?? 0)} msgs/s`;
     case 'fanout':
-      return `fanout, room of ${grouped.format(c.roomSize)}, ${c.rate} publishes/s`;
+      return `fanout, room of ${grouped.format(c.roomSize ?? 0)}, ${c.rate} publishes/s`;
     case 'broadcast':
       return `broadcast, ${c.clients} clients, ${c.rate} broadcasts/s`;
     case 'connect':
-      return `connect, ${grouped.format(c.connections)} connections (${c.concurrency} at a time)`;
+      return `connect, ${grouped.format(c.connections ?? 0)} connections (${c.concurrency} at a time)`;
   }
 }
 
 const TARGET_LABEL: Record<string, string> = { baseline: 'bare uWS (ceiling)', strands: '**strands**' };
 
 /** The markdown table: one row per scenario and target, strands and others against the ceiling's rate and CPU. */
-export function renderTable(index: Index): string {
+function renderTable(index: Index): string {
   const load = (e: Entry) => JSON.parse(readFileSync(path.join(RESULTS_DIR, e.file), 'utf8')) as BenchResult;
   const rows: string[] = [
     '| scenario | target | rate | vs ceiling | p50 | p99 | target CPU per op | vs ceiling | target CPU | RSS per conn | harness CPU (main; worker) | verdict |',
@@ -327,7 +327,7 @@ export function renderTable(index: Index): string {
 }
 
 /** Replaces the text between the markers in `file` with `body`. */
-export function writeIntoDoc(file: string, body: string, startMarker = START_MARKER, endMarker = END_MARKER): void {
+function writeIntoDoc(file: string, body: string, startMarker = START_MARKER, endMarker = END_MARKER): void {
   const text = readFileSync(file, 'utf8');
   const start = text.indexOf(startMarker);
   const end = text.indexOf(endMarker);
@@ -336,7 +336,7 @@ export function writeIntoDoc(file: string, body: string, startMarker = START_MAR
 }
 
 /** The micro benchmarks' pairs as a markdown table, from bench/results/micro.json. */
-export function renderMicro(m: MicroRatios & { command?: string; generatedAt?: string; pinning?: string }): string {
+function renderMicro(m: MicroRatios & { command?: string; generatedAt?: string; pinning?: string }): string {
   const ns = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} ms` : n >= 1e3 ? `${(n / 1e3).toFixed(2)} µs` : `${n.toFixed(1)} ns`);
   const gate: Record<string, string> = { 'framer.mix': 'framerVsNaive (>= 2x)', 'ser.new_message': 'serializersVsJson (>= 1.5x)' };
   const rows = ['| pair | ours | naive | ours ÷ naive ops/s | per-round ratios | gate |', '|---|---:|---:|---:|---|---|'];

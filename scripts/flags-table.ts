@@ -3,10 +3,10 @@
  * so the README cannot drift from the code (test/unit/readme.test.ts checks it).
  * Usage: node dist/scripts/flags-table.js
  */
-import { SETTINGS, shownDefault } from '../src/config';
+import { SETTINGS, flagUsage, shownDefault } from '../src/config';
 
 export function flagsTable(): string {
-  const rows = SETTINGS.map((s) => `| \`--${s.flag} <${s.arg}>\` | \`${shownDefault(s)}\` | ${s.env.map((e) => `\`${e}\``).join(', ')} | ${s.description} |`);
+  const rows = SETTINGS.map((s) => `| \`${flagUsage(s)}\` | \`${shownDefault(s)}\` | ${s.env.map((e) => `\`${e}\``).join(', ')} | ${s.description} |`);
   return ['| flag | default | environment | what it does |', '|---|---|---|---|', ...rows].join('\n');
 }
 

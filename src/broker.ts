@@ -1,161 +1,155 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { BrokerConfig } from './config';
-import { BackendLink, type BackendLinkEvents } from './backends/backend-link';
+import { BackendAdmission } from './admission/backend-admission';
+import { FdGuard, procDescriptors, type DescriptorSource } from './admission/fd-guard';
+import { UpgradeAuthorizer } from './admission/upgrade-authorizer';
+import type { BackendLink } from './backends/backend-link';
 import { BackendPool } from './backends/backend-pool';
-import { BackendRouter, type Params } from './backends/backend-router';
+import { BackendRouter } from './backends/backend-router';
 import { BackendServer } from './backends/backend-server';
-import type { Balancer } from './backends/balancer';
 import { ClientAffinityBalancer } from './backends/client-affinity-balancer';
-import { hash32 } from './backends/hash';
-import { PendingRequests, type PendingEntry } from './admission/pending-requests';
 import { RoundRobinBalancer } from './backends/round-robin-balancer';
-import { tokenMatches } from './admission/token';
-import { ConnectionLimiter } from './admission/connection-limiter';
+import type { ClientHub } from './client-hub';
+import { Cluster } from './cluster/cluster';
+import type { Transport } from './cluster/transport';
 import { Gateway } from './gateway/gateway';
-import type { ClientSession, GatewayHandler, RejectStatus, UpgradeAttempt, UpgradeRequest } from './gateway/session';
-import { Action } from './protocol/actions';
-import { CloseCode } from './protocol/close-codes';
+import type { GatewayHandler } from './gateway/session';
+import { Lifecycle, type Component } from './lifecycle';
 import { MetricsServer } from './metrics/metrics-server';
-import { connectionRequestLine, disconnectedLine, errorLine, newConnectionLine, newMessageLine, serializeContext } from './protocol/serializers';
+import { ERROR_KINDS, type ErrorKind } from './protocol/errors';
+import { disconnectedLine, newBinaryMessageLine, newConnectionLine, newMessageLine } from './protocol/serializers';
+import { liveView, type StatsView } from './stats';
 
 /** TCP keepalive on backend sockets: a backend whose host vanished is noticed within about a minute. */
 const BACKEND_KEEPALIVE_MS = 10_000;
-/** How long a backend has to send its `auth` line when --backend-token is set. */
-export const BACKEND_AUTH_TIMEOUT_MS = 5000;
-/** Until it authenticates, a backend may send lines this long (an auth line is short), and so many may wait at once. */
-const AUTH_MAX_LINE = 4096;
-const MAX_UNAUTHENTICATED = 64;
 
-interface PendingConnection extends PendingEntry {
-  readonly line: string;
-  readonly request: UpgradeRequest;
-  readonly attempt: UpgradeAttempt;
-  readonly startedAt: number;
+/** Events handed to backends (or the queue), by action. */
+interface EventsOut {
+  new_connection: number;
+  new_message: number;
+  disconnected: number;
 }
 
-/** Counters of events the broker sends and refusals it makes; read by metrics and tests. */
-export interface BrokerStats {
-  eventsOut: { connection_request: number; new_connection: number; new_message: number; disconnected: number };
-  /** Upgrades refused, by HTTP status. */
-  refused: Record<RejectStatus, number>;
+/** What tests may swap: the clock of connection-request deadlines, where descriptors are counted, the cluster's bus. */
+export interface BrokerDeps {
+  now?: () => number;
+  descriptors?: DescriptorSource;
+  /** Makes the bus of a cluster node (NATS unless given); never called without --cluster. */
+  bus?: (nodeId: string) => Transport & { start(): Promise<void> };
 }
-
-/** Hooks for what metrics record per connection (never per message). */
-export interface BrokerObserver {
-  authLatency(seconds: number, outcome: 'accepted' | 'rejected' | 'timeout' | 'no_backend'): void;
-}
-
-const NO_OBSERVER: BrokerObserver = { authLatency: () => undefined };
 
 /**
- * The composition root: builds the gateway (WebSocket side) and the backend
- * side, which know nothing of each other, and joins them. Owns start and stop.
+ * The composition root: builds the WebSocket side (gateway) and the backend
+ * side (server, admission, pool, router), which know nothing of each other,
+ * and joins them; starts the parts in order and stops them in reverse.
  */
-export class Broker implements GatewayHandler {
-  readonly gateway: Gateway;
-  readonly pool: BackendPool;
-  readonly router: BackendRouter;
-  readonly stats: BrokerStats = {
-    eventsOut: { connection_request: 0, new_connection: 0, new_message: 0, disconnected: 0 },
-    refused: { 403: 0, 429: 0, 503: 0, 504: 0 },
-  };
+export class Broker {
+  readonly stats: StatsView;
+  private readonly gateway: Gateway;
+  private readonly pool: BackendPool;
+  private readonly router: BackendRouter;
+  private readonly authorizer: UpgradeAuthorizer;
+  private readonly admission: BackendAdmission;
   private readonly backendServer: BackendServer;
-  private readonly pending: PendingRequests<PendingConnection>;
-  private readonly limiter: ConnectionLimiter;
-  private readonly allowedOrigins: Set<string> | undefined;
-  private readonly unauthenticated = new Set<BackendLink>();
   private readonly metrics: MetricsServer | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private draining = false;
+  /** Set with --cluster. */
+  private readonly cluster: Cluster | undefined;
+  private readonly lifecycle: Lifecycle;
+  private readonly eventsOut: EventsOut = { new_connection: 0, new_message: 0, disconnected: 0 };
+  private phase: 'new' | 'running' | 'draining' | 'stopped' = 'new';
   private stopping: Promise<void> | undefined;
-  private listening = false;
-  private ports = { ws: 0, tcp: 0, metrics: 0 };
-  observer: BrokerObserver = NO_OBSERVER;
-
-  /** What each backend link reports; the gateway's events are this class's own methods. */
-  private readonly linkEvents: BackendLinkEvents = {
-    onLine: (link, line) => {
-      if (link.authenticated) this.router.route(link, line);
-      else if (this.unauthenticated.has(link)) this.authenticate(link, line);
-      // Otherwise it failed authentication and is closing: what else it sent is ignored.
-    },
-    onOversizedLine: (link, bytes) => {
-      if (link.authenticated) this.router.reject(link, 'oversized_line', `line of ${bytes} bytes exceeds --max-line ${link.maxLine}; discarded`, undefined);
-      else if (this.unauthenticated.has(link)) this.expel(link, `line of ${bytes} bytes before authenticating (at most ${link.maxLine})`);
-    },
-    onWritable: () => this.pool.drainQueue(),
-    onOverflow: (link) => this.pool.overflowed(link),
-    onClose: (link, error) => this.onBackendClose(link, error),
-  };
 
   constructor(
     readonly config: BrokerConfig,
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
+    deps: BrokerDeps = {},
   ) {
-    const balancer: Balancer = config.balance === 'client' ? new ClientAffinityBalancer() : new RoundRobinBalancer();
-    this.pool = new BackendPool(balancer, config.queueSize, log);
+    const now = deps.now ?? Date.now;
+    const balancer = config.balance === 'client' ? new ClientAffinityBalancer() : new RoundRobinBalancer();
+    const pool = (this.pool = new BackendPool(balancer, config, log));
+    const authorizer = (this.authorizer = new UpgradeAuthorizer(config, pool, log, now));
+    const events = this.eventsOut;
+    const clientEvents: GatewayHandler = {
+      onUpgrade: (request, attempt) => authorizer.onUpgrade(request, attempt),
+      onOpen: (session) => {
+        events.new_connection++;
+        pool.dispatch(newConnectionLine(session.contextJson), session.affinity);
+      },
+      onMessage: (session, message, binary) => {
+        events.new_message++;
+        pool.dispatch(binary ? newBinaryMessageLine(message, session.contextJson) : newMessageLine(message, session.contextJson), session.affinity);
+      },
+      onClose: (session) => {
+        authorizer.released(session.remoteIp);
+        events.disconnected++;
+        pool.dispatch(disconnectedLine(session.contextJson), session.affinity);
+      },
+    };
     // uWS takes the PEM files by path: they are read here only so that a bad path fails clearly.
-    const tls =
-      config.tlsCert !== undefined && config.tlsKey !== undefined
-        ? { certFile: (readPem(config.tlsCert, '--tls-cert'), config.tlsCert), keyFile: (readPem(config.tlsKey, '--tls-key'), config.tlsKey) }
-        : undefined;
-    this.gateway = new Gateway(
-      { tls, host: config.host, port: config.wsPort, maxPayload: config.maxPayload, idleTimeout: config.idleTimeout, maxBackpressure: config.maxBackpressure },
-      this,
+    const tls = config.tlsCert !== undefined && config.tlsKey !== undefined ? { certFile: checkedPath(config.tlsCert, '--tls-cert'), keyFile: checkedPath(config.tlsKey, '--tls-key') } : undefined;
+    const gateway = (this.gateway = new Gateway({ ...config, tls, port: config.wsPort }, clientEvents, log));
+    // Decided once: one node sends to its own clients only; a cluster node to every node, and its backends serve the others.
+    let hub: ClientHub = gateway;
+    if (config.cluster !== undefined) {
+      const cluster = (this.cluster = new Cluster(config, gateway, pool, authorizer, log, deps.bus));
+      hub = gateway.membership = cluster.hub;
+      pool.peers = authorizer.peers = cluster.peers;
+    }
+    const router = (this.router = new BackendRouter(hub, (link, id, params) => authorizer.onResponse(link, id, params), config, log));
+    this.admission = new BackendAdmission(
+      { token: config.backendToken, authTimeout: config.backendAuthTimeout, maxBackends: config.maxBackends, maxLine: config.maxLine, backendHwm: config.backendHwm },
+      {
+        onAdmitted: (link) => {
+          pool.add(link);
+          this.cluster?.backendsChanged();
+          log.info({ backend: link.remote, backends: pool.size }, 'backend connected');
+        },
+        onLine: (link, line) => router.route(link, line),
+        onOversizedLine: (link, bytes) => router.reject(link, 'oversized_line', `line of ${bytes} bytes exceeds --max-line ${link.maxLine}; discarded`, undefined),
+        onWritable: () => pool.drainQueue(),
+        onOverflow: (link) => pool.overflowed(link),
+        onClose: (link, error) => this.backendGone(link, error),
+      },
       log,
     );
-    this.router = new BackendRouter(this.gateway, (link, id, params) => this.onResponse(link, id, params), log);
     const backendTls =
-      config.backendTlsCert !== undefined && config.backendTlsKey !== undefined
-        ? { cert: readPem(config.backendTlsCert, '--backend-tls-cert'), key: readPem(config.backendTlsKey, '--backend-tls-key') }
-        : undefined;
-    this.backendServer = new BackendServer({ host: config.tcpHost, port: config.tcpPort, keepAliveMs: BACKEND_KEEPALIVE_MS, tls: backendTls }, (socket) => this.onBackendSocket(socket));
-    this.pending = new PendingRequests(now, (id, entry) => this.refuse(entry, 504, 'timeout', `connection request ${id} timed out after ${config.authTimeout} ms`));
-    this.limiter = new ConnectionLimiter(config.maxConnections, config.maxConnectionsPerIp);
-    this.allowedOrigins = config.allowedOrigins ? new Set(config.allowedOrigins) : undefined;
-    if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this, config.metricsHost, config.metricsPort, log);
+      config.backendTlsCert !== undefined && config.backendTlsKey !== undefined ? { cert: readPem(config.backendTlsCert, '--backend-tls-cert'), key: readPem(config.backendTlsKey, '--backend-tls-key') } : undefined;
+    this.backendServer = new BackendServer(
+      { host: config.tcpHost, port: config.tcpPort, keepAliveMs: BACKEND_KEEPALIVE_MS, tls: backendTls, handshakeTimeoutMs: config.backendAuthTimeout },
+      (socket) => this.admission.onSocket(socket),
+      log,
+    );
+    const fdGuard = new FdGuard(gateway, { reserve: config.fdReserve, wanted: config.maxConnections }, log, deps.descriptors ?? procDescriptors);
+    this.stats = this.statsView(fdGuard);
+    const status = config.statusPage ? { rooms: config.statusPageRooms, queueLimits: { events: config.queueSize, bytes: config.queueBytes } } : undefined;
+    if (config.metricsPort !== undefined) this.metrics = new MetricsServer(this.stats, config.metricsHost, config.metricsPort, log, status);
+    // Each part relies on those before it: clients are closed (their events reach the pool, or other nodes) before the bus
+    // closes and backends are flushed.
+    const parts: Component[] = [...(this.metrics ? [this.metrics] : []), pool, ...(this.cluster ? [this.cluster] : []), this.backendServer, this.admission, gateway, authorizer, fdGuard];
+    this.lifecycle = new Lifecycle(parts);
   }
 
   get wsPort(): number {
-    return this.ports.ws;
+    return this.gateway.port;
   }
 
   get tcpPort(): number {
-    return this.ports.tcp;
+    return this.backendServer.port;
   }
 
   /** 0 when metrics are off. */
   get metricsPort(): number {
-    return this.ports.metrics;
-  }
-
-  /** Listening on both ports, not draining, and able to take events (a backend, or a queue to hold them). */
-  get ready(): boolean {
-    return this.listening && !this.draining && (this.pool.size > 0 || this.config.queueSize > 0);
+    return this.metrics?.listeningPort ?? 0;
   }
 
   /** Binds every port; rejects (with nothing left listening) if one cannot be bound. */
   async start(): Promise<void> {
-    if (this.metrics) this.ports.metrics = await this.metrics.listen();
-    try {
-      this.ports.tcp = await this.backendServer.listen();
-      this.ports.ws = await this.gateway.listen();
-    } catch (err) {
-      this.backendServer.stopListening();
-      await this.metrics?.close();
-      throw err;
-    }
-    this.listening = true;
-    if (this.config.heartbeatInterval > 0) {
-      this.heartbeatTimer = setInterval(() => this.pool.heartbeat(), this.config.heartbeatInterval);
-      this.heartbeatTimer.unref();
-    }
+    await this.lifecycle.start(() => Date.now());
+    this.phase = 'running';
+    const c = this.config;
     this.log.info(
-      { ws: `${this.config.host}:${this.ports.ws}`, tcp: `${this.config.tcpHost}:${this.ports.tcp}`, metrics: this.metrics ? `${this.config.metricsHost}:${this.ports.metrics}` : undefined, queueSize: this.config.queueSize, balance: this.config.balance, wss: this.config.tlsCert !== undefined, backendTls: this.config.backendTlsCert !== undefined, backendAuth: this.config.backendToken !== undefined },
+      { ws: `${c.host}:${this.wsPort}`, tcp: `${c.tcpHost}:${this.tcpPort}`, metrics: this.metrics ? `${c.metricsHost}:${this.metricsPort}` : undefined, queueSize: c.queueSize, balance: c.balance, wss: c.tlsCert !== undefined, backendTls: c.backendTlsCert !== undefined, backendAuth: c.backendToken !== undefined, node: this.cluster?.nodeId },
       'strands broker listening',
     );
   }
@@ -165,7 +159,8 @@ export class Broker implements GatewayHandler {
    * away) for `ms`, then the graceful stop closes the clients with 1001.
    */
   async drain(ms: number): Promise<void> {
-    this.draining = true;
+    if (this.phase === 'running') this.phase = 'draining';
+    this.authorizer.refuseNew();
     if (ms > 0) {
       this.log.info({ ms }, 'draining: refusing new connections before closing the open ones');
       await new Promise((resolve) => setTimeout(resolve, ms).unref());
@@ -176,7 +171,8 @@ export class Broker implements GatewayHandler {
   /**
    * Graceful stop: no new connections on either port, waiting upgrades get 503,
    * clients are closed with 1001 (their `disconnected` events are sent), and
-   * backend writes are flushed, all within --shutdown-timeout.
+   * backend writes are flushed, all within --shutdown-timeout. The last log
+   * line says what could not be delivered.
    */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
@@ -184,216 +180,65 @@ export class Broker implements GatewayHandler {
   }
 
   private async shutdown(): Promise<void> {
-    const deadline = this.now() + this.config.shutdownTimeout;
-    this.draining = true;
-    this.listening = false;
-    clearInterval(this.heartbeatTimer);
-    this.gateway.stopListening();
-    this.backendServer.stopListening();
-    this.pending.stop();
-    for (const [, entry] of this.pending.takeAll()) this.finishAttempt(entry.request, entry.attempt, 503);
-    for (const link of this.unauthenticated) link.destroy();
-    this.gateway.closeAll(CloseCode.GoingAway, 'server going away, please reconnect');
-    await Promise.all(this.pool.all.map((link) => link.end(Math.max(0, deadline - this.now()))));
-    await this.metrics?.close();
-    this.log.info({ queued: this.pool.queued }, 'strands broker stopped');
+    this.phase = 'stopped';
+    this.authorizer.refuseNew();
+    await this.lifecycle.stop(Date.now() + this.config.shutdownTimeout);
+    const cut = this.pool.undelivered;
+    const undeliveredEvents = cut.reduce((n, c) => n + c.cut.events, 0);
+    if (cut.length > 0) this.log.warn({ backends: cut.map((c) => ({ backend: c.backend, events: c.cut.events, bytes: c.cut.bytes })) }, 'shutdown deadline: events to backends cut before they were delivered');
+    this.log.info({ queued: this.pool.queued, undeliveredEvents, undeliveredBytes: cut.reduce((n, c) => n + c.cut.bytes, 0) }, 'strands broker stopped');
   }
 
-  // --- WebSocket side -------------------------------------------------------
-
-  onUpgrade(request: UpgradeRequest, attempt: UpgradeAttempt): void {
-    if (this.draining) {
-      this.count(attempt, 503);
-      return;
-    }
-    if (this.allowedOrigins !== undefined && !this.allowedOrigins.has(request.headers.Origin?.[0] ?? '')) {
-      this.log.debug({ origin: request.headers.Origin?.[0], remote: request.remoteAddr }, 'origin not allowed');
-      this.count(attempt, 403);
-      return;
-    }
-    const slot = this.limiter.acquire(request.remoteIp);
-    if (slot !== 'ok') {
-      this.log.debug({ limit: slot, remote: request.remoteAddr }, 'connection limit reached');
-      this.count(attempt, slot === 'total' ? 503 : 429);
-      return;
-    }
-    // The slot is held until the attempt is refused, or its client leaves, or (accepted) its socket closes.
-    attempt.onAbort = () => this.limiter.release(request.remoteIp);
-    const link = this.pool.pickForRequest();
-    if (link === undefined) {
-      this.refuse({ request, attempt, startedAt: this.now() }, 503, 'no_backend', 'no backend connected to validate the connection');
-      return;
-    }
-    const id = randomUUID();
-    const line = connectionRequestLine(id, { headers: request.headers, url: request.url, remote_addr: request.remoteAddr, query: request.query });
-    const startedAt = this.now();
-    this.pending.add(id, { link, line, request, attempt, startedAt, deadline: startedAt + this.config.authTimeout });
-    this.stats.eventsOut.connection_request++;
-    link.send(line);
-  }
-
-  onOpen(session: ClientSession): void {
-    this.stats.eventsOut.new_connection++;
-    this.pool.dispatch(newConnectionLine(session.contextJson), session.affinity);
-  }
-
-  onMessage(session: ClientSession, message: string): void {
-    this.stats.eventsOut.new_message++;
-    this.pool.dispatch(newMessageLine(message, session.contextJson), session.affinity);
-  }
-
-  onClose(session: ClientSession): void {
-    this.limiter.release(session.remoteIp);
-    this.stats.eventsOut.disconnected++;
-    this.pool.dispatch(disconnectedLine(session.contextJson), session.affinity);
-  }
-
-  // --- Backend side ---------------------------------------------------------
-
-  private onBackendSocket(socket: Socket): void {
-    if (this.stopping !== undefined) {
-      socket.destroy();
-      return;
-    }
-    const authenticating = this.config.backendToken !== undefined;
-    if (authenticating && this.unauthenticated.size >= MAX_UNAUTHENTICATED) {
-      this.log.warn({ backend: `${socket.remoteAddress}:${socket.remotePort}`, waiting: MAX_UNAUTHENTICATED }, 'backend refused: too many connections waiting to authenticate');
-      socket.destroy();
-      return;
-    }
-    const link = new BackendLink(socket, this.config.backendHwm, authenticating ? AUTH_MAX_LINE : this.config.maxLine, this.linkEvents);
-    if (!authenticating) {
-      this.admit(link);
-      return;
-    }
-    // Nothing is sent to this backend, and nothing it sends is acted on, until it authenticates.
-    link.authenticated = false;
-    this.unauthenticated.add(link);
-    const timer = setTimeout(() => {
-      if (this.unauthenticated.has(link)) this.expel(link, `no auth line within ${BACKEND_AUTH_TIMEOUT_MS} ms`);
-    }, BACKEND_AUTH_TIMEOUT_MS);
-    timer.unref();
-    link.onceClosed(() => clearTimeout(timer));
-  }
-
-  private admit(link: BackendLink): void {
-    link.authenticated = true;
-    link.maxLine = this.config.maxLine;
-    this.unauthenticated.delete(link);
-    this.pool.add(link);
-    this.log.info({ backend: link.remote, backends: this.pool.size }, 'backend connected');
-  }
-
-  /** The first line of a backend when --backend-token is set: must be `auth` with the right token. */
-  private authenticate(link: BackendLink, line: string): void {
-    let token: unknown;
-    let action: unknown;
-    try {
-      const parsed = JSON.parse(line) as { action?: unknown; params?: { token?: unknown } };
-      action = parsed.action;
-      token = parsed.params?.token;
-    } catch {
-      // Not JSON: handled below as a missing auth line.
-    }
-    if (action !== Action.Auth) this.expel(link, 'the first line must be an auth action');
-    else if (typeof token !== 'string' || !tokenMatches(this.config.backendToken as string, token)) this.expel(link, 'invalid token');
-    else this.admit(link);
-  }
-
-  /** Tells an unauthenticated backend why, then disconnects it. */
-  private expel(link: BackendLink, why: string): void {
-    this.unauthenticated.delete(link);
-    this.router.stats.errors.auth_failed++;
-    this.log.warn({ backend: link.remote, why }, 'backend authentication failed');
-    link.send(errorLine(`authentication failed: ${why}`));
-    void link.end(1000);
-  }
-
-  private onBackendClose(link: BackendLink, error: Error | undefined): void {
-    if (!link.authenticated) {
-      this.unauthenticated.delete(link);
-      return;
-    }
+  private backendGone(link: BackendLink, error: Error | undefined): void {
     this.pool.remove(link);
+    this.cluster?.backendsChanged();
     if (error) this.log.warn({ backend: link.remote, backends: this.pool.size, err: error.message }, 'backend dropped after a socket error');
     else this.log.info({ backend: link.remote, backends: this.pool.size }, 'backend disconnected');
-    // Requests it held go to another live backend, keeping their deadline; those whose client left are dropped.
-    for (const [id, entry] of this.pending.heldBy(link)) {
-      if (entry.attempt.done) {
-        this.pending.take(id);
-        continue;
-      }
-      const next = this.pool.pickForRequest();
-      if (next === undefined) {
-        this.pending.take(id);
-        this.refuse(entry, 503, 'no_backend', `backend holding connection request ${id} disconnected and no other backend is connected`);
-        continue;
-      }
-      entry.link = next;
-      next.send(entry.line);
-    }
+    this.authorizer.onBackendGone(link);
   }
 
-  private onResponse(link: BackendLink, requestId: string, params: Params): void {
-    const entry = this.pending.take(requestId);
-    if (entry === undefined) {
-      this.router.reject(link, 'unknown_request', 'response for an unknown or expired request_id', requestId);
-      return;
-    }
-    const { request, attempt } = entry;
-    if (params.accepted !== true) {
-      this.refuse(entry, 403, 'rejected', 'connection rejected by the backend');
-      return;
-    }
-    this.observer.authLatency((this.now() - entry.startedAt) / 1000, 'accepted');
-    const clientId = typeof params.client_id === 'string' && params.client_id !== '' ? params.client_id : randomUUID();
-    const roomId = typeof params.room_id === 'string' && params.room_id !== '' ? params.room_id : request.url;
-    const metadata = isPlainObject(params.metadata) ? params.metadata : {};
-    const session: ClientSession = {
-      clientId,
-      roomId,
-      remoteIp: request.remoteIp,
-      contextJson: serializeContext({ client_id: clientId, room_id: roomId, metadata }),
-      affinity: hash32(clientId),
-    };
-    // Accepted, the slot is the socket's until it closes; a client that left gave it back already.
-    attempt.accept(session);
+  /** The parts' counters, read-only, read when asked. */
+  private statsView(fdGuard: FdGuard): StatsView {
+    const { gateway, pool, router, authorizer, admission, backendServer, eventsOut, config } = this;
+    const sources = [router.stats.errors, authorizer.stats.errors, admission.stats.errors];
+    return liveView<StatsView>({
+      connections: () =>
+        liveView<StatsView['connections']>({
+          open: () => gateway.openSockets,
+          opened: () => gateway.stats.opened,
+          closedBy: () => gateway.stats.closedBy,
+          disconnectedByBackend: () => gateway.stats.disconnectedByBackend,
+          refused: () => authorizer.stats.refused,
+          waiting: () => authorizer.waiting,
+          slots: () => authorizer.slots,
+          abandoned: () => authorizer.stats.abandoned,
+          lateResponses: () => authorizer.stats.lateResponses,
+        }),
+      rooms: () => gateway.roomCount,
+      largestRooms: () => (n: number) => gateway.largestRooms(n),
+      messagesIn: () => ({ new_message: eventsOut.new_message, ...router.stats.actions }),
+      messagesOut: () => ({ connection_request: authorizer.stats.connectionRequests, ...eventsOut, heartbeat: pool.stats.heartbeats }),
+      forwardedUpgrades: () => authorizer.stats.forwarded,
+      backends: () =>
+        liveView<StatsView['backends']>({
+          connected: () => pool.size,
+          authenticating: () => admission.authenticating,
+          dropped: () => pool.stats.backendsDroppedForBackpressure,
+          evicted: () => admission.stats.evicted,
+          refusedOverLimit: () => admission.stats.refusedOverLimit,
+          acceptErrors: () => backendServer.acceptErrors,
+          links: () => pool.all,
+        }),
+      queue: () => liveView<StatsView['queue']>({ depth: () => pool.queued, bytes: () => pool.queuedBytes, dropped: () => pool.queueDropped }),
+      errors: () => Object.fromEntries(ERROR_KINDS.map((kind) => [kind, sources.reduce((n, counts) => n + counts[kind], 0)])) as Record<ErrorKind, number>,
+      repairedText: () => router.stats.repairedText,
+      authLatency: () => authorizer.stats.authLatency,
+      descriptors: () => fdGuard.stats,
+      cluster: () => this.cluster?.stats,
+      ready: () => this.phase === 'running' && (pool.size > 0 || config.queueSize > 0) && (this.cluster?.stats.connected ?? true),
+    });
   }
 
-  /**
-   * Answers the upgrade with an HTTP error and tells a live backend why. The
-   * report is never queued: during an outage refusals would push the clients'
-   * own events out of the queue.
-   */
-  private refuse(entry: { request: UpgradeRequest; attempt: UpgradeAttempt; startedAt: number; link?: BackendLink }, status: RejectStatus, kind: 'rejected' | 'timeout' | 'no_backend', reason: string): void {
-    const { request, attempt } = entry;
-    // A client that already left needs no answer, and its backend no report.
-    if (!this.finishAttempt(request, attempt, status)) return;
-    this.observer.authLatency((this.now() - entry.startedAt) / 1000, kind);
-    this.router.stats.errors[kind]++;
-    this.log.debug({ status, url: request.url, remote: request.remoteAddr }, reason);
-    // The backend that held the request hears of it (it timed out, or it said no), else any live one.
-    const told = entry.link !== undefined && !entry.link.closed ? entry.link : this.pool.pickForRequest();
-    told?.send(errorLine(`${status}: ${reason}`, { url: request.url, remote_addr: request.remoteAddr }));
-  }
-
-  /** Refuses an upgrade that holds a connection slot and gives the slot back; false if the client had already left (and given it back). */
-  private finishAttempt(request: UpgradeRequest, attempt: UpgradeAttempt, status: RejectStatus): boolean {
-    if (attempt.done) return false;
-    this.limiter.release(request.remoteIp);
-    this.count(attempt, status);
-    return true;
-  }
-
-  /** Refuses an upgrade and counts it. */
-  private count(attempt: UpgradeAttempt, status: RejectStatus): void {
-    this.stats.refused[status]++;
-    attempt.reject(status);
-  }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** A PEM file's contents, or an error naming the flag (uWS alone would fail obscurely). */
@@ -403,4 +248,9 @@ function readPem(path: string, flag: string): Buffer {
   } catch (err) {
     throw new Error(`cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+}
+
+function checkedPath(path: string, flag: string): string {
+  readPem(path, flag);
+  return path;
 }

@@ -1,8 +1,6 @@
-import type { BackendLink } from '../backends/backend-link';
-
-export interface PendingEntry {
-  /** The backend holding the request now; it changes when a request is sent again. */
-  link: BackendLink;
+export interface PendingEntry<H> {
+  /** Who holds the request now (a backend link); it changes when a request is sent again. */
+  holder: H;
   readonly deadline: number;
 }
 
@@ -11,7 +9,7 @@ export interface PendingEntry {
  * the same timeout, so insertion order is deadline order: one timer, armed for
  * the oldest, serves them all.
  */
-export class PendingRequests<T extends PendingEntry> {
+export class PendingRequests<H, T extends PendingEntry<H> = PendingEntry<H>> {
   private readonly entries = new Map<string, T>();
   private timer: NodeJS.Timeout | undefined;
 
@@ -36,10 +34,10 @@ export class PendingRequests<T extends PendingEntry> {
     return entry;
   }
 
-  /** The requests a backend holds, oldest first. */
-  heldBy(link: BackendLink): [string, T][] {
+  /** The requests `holder` holds, oldest first. */
+  heldBy(holder: H): [string, T][] {
     const held: [string, T][] = [];
-    for (const pair of this.entries) if (pair[1].link === link) held.push(pair);
+    for (const pair of this.entries) if (pair[1].holder === holder) held.push(pair);
     return held;
   }
 

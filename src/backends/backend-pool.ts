@@ -1,9 +1,13 @@
 import type { Logger } from 'pino';
 import { HEARTBEAT_LINE } from '../protocol/serializers';
-import { RingBuffer } from '../queue/ring-buffer';
-import type { BackendLink, OutgoingEvent } from './backend-link';
+import { EventQueue } from '../queue/event-queue';
+import type { BackendLink, OutgoingEvent, Undelivered } from './backend-link';
+import type { Component } from '../lifecycle';
 import type { Balancer } from './balancer';
 import { RoundRobinBalancer } from './round-robin-balancer';
+
+/** What target() returns for an event another node took. */
+const HANDED_OVER = 'handed over';
 
 /** Heartbeats in a row a backend may spend above its high-water mark before it is dropped. */
 const MAX_HWM_STRIKES = 3;
@@ -15,24 +19,66 @@ export interface PoolStats {
   heartbeats: number;
 }
 
+export interface PoolSettings {
+  queueSize: number;
+  queueBytes: number;
+  /** ms between heartbeats (and high-water checks); 0: none. */
+  heartbeatInterval: number;
+}
+
+/** The backends of the other nodes of a cluster, as the pool sees them. */
+export interface PeerForwarder {
+  /**
+   * Takes an event that another node must handle (with --balance client, when
+   * the client's owner is another node), or, when `stuck` (no backend here can
+   * take it), one that another node can; false when the event stays here.
+   */
+  forward(line: string, affinity: number, stuck: boolean): boolean;
+}
+
+/** A backend that could not be given everything it was owed before the shutdown deadline. */
+export interface CutLink {
+  backend: string;
+  cut: Undelivered;
+}
+
 /**
  * The live backends, the balancer that chooses among them and the queue that
  * holds events none of them can take. Events leave the queue oldest first and
  * before any newer event, so while anything is queued new events queue too.
  */
-export class BackendPool {
+export class BackendPool implements Component {
   readonly stats: PoolStats = { backendsDroppedForBackpressure: 0, heartbeats: 0 };
+  /** What stop() could not deliver, per backend. */
+  undelivered: CutLink[] = [];
   private links: BackendLink[] = [];
-  private readonly queue: RingBuffer<OutgoingEvent>;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  /** Set once, in a cluster. */
+  peers: PeerForwarder | undefined;
+  private readonly queue: EventQueue;
   /** Connection requests go round-robin whatever the events' policy: no client id is known yet. */
   private readonly requestTurn = new RoundRobinBalancer();
 
   constructor(
     private readonly balancer: Balancer,
-    queueSize: number,
+    private readonly settings: PoolSettings,
     private readonly log: Logger,
   ) {
-    this.queue = new RingBuffer(queueSize);
+    this.queue = new EventQueue(settings.queueSize, settings.queueBytes);
+  }
+
+  async start(): Promise<void> {
+    if (this.settings.heartbeatInterval === 0) return;
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.settings.heartbeatInterval);
+    this.heartbeatTimer.unref();
+  }
+
+  /** Flushes every link and half-closes it by `deadline`; what could not be delivered is kept in `undelivered`. */
+  async stop(deadline: number): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    const links = [...this.links];
+    const cuts = await Promise.all(links.map((link) => link.end(deadline)));
+    this.undelivered = links.map((link, i) => ({ backend: link.remote, cut: cuts[i] as Undelivered })).filter((r) => r.cut.events > 0 || r.cut.bytes > 0);
   }
 
   get size(): number {
@@ -43,7 +89,11 @@ export class BackendPool {
     return this.queue.length;
   }
 
-  /** Events dropped: queue full, or queue disabled with no backend able to take them. */
+  get queuedBytes(): number {
+    return this.queue.bytes;
+  }
+
+  /** Events dropped: queue full (by count or bytes), or queue disabled with no backend able to take them. */
   get queueDropped(): number {
     return this.queue.dropped;
   }
@@ -83,36 +133,55 @@ export class BackendPool {
     this.log.warn({ backend: link.remote, unsentBytes: link.unsentBytes }, 'dropping backend: over twice its high-water mark');
   }
 
-  /** Sends an event (anything but a connection_request) to a backend, or queues it. */
+  /** Sends an event (anything but a connection_request) to a backend, here or (in a cluster) on another node, or queues it. */
   dispatch(line: string, affinity: number): void {
-    if (this.queue.length === 0) {
-      const link = this.balancer.pick(affinity);
-      if (link !== undefined) {
-        link.send(line, affinity);
-        return;
-      }
-    }
-    if (this.queue.push({ line, affinity }) !== undefined) this.log.debug('queue full: dropped its oldest event');
+    this.place(line, affinity, this.peers);
+  }
+
+  /** An event another node handed over: to a backend here, or the queue here, never on again. */
+  dispatchLocal(line: string, affinity: number): void {
+    this.place(line, affinity, undefined);
+  }
+
+  private place(line: string, affinity: number, peers: PeerForwarder | undefined): void {
+    const target = this.queue.length === 0 ? this.target(line, affinity, peers) : undefined;
+    if (target === undefined) this.enqueue({ line, affinity });
+    else if (target !== HANDED_OVER) target.send(line, affinity);
+  }
+
+  /**
+   * Where an event goes now: handed over to its owner elsewhere (done here),
+   * a backend here (for the caller to send to), any other node with a backend
+   * (done here), or nowhere. Sending is left to the caller because a link's
+   * send can write at once and, through onWritable, drain the queue again.
+   */
+  private target(line: string, affinity: number, peers: PeerForwarder | undefined): BackendLink | typeof HANDED_OVER | undefined {
+    if (peers?.forward(line, affinity, false)) return HANDED_OVER;
+    return this.balancer.pick(affinity) ?? (peers?.forward(line, affinity, true) ? HANDED_OVER : undefined);
+  }
+
+  private enqueue(event: OutgoingEvent): void {
+    if (this.queue.push(event) > 0) this.log.debug('queue full: dropped its oldest event');
     this.drainQueue();
   }
 
   /**
    * The backend for a connection_request, which is never queued: the next one
-   * in turn below its high-water mark, else the least backed-up one.
+   * in turn below its high-water mark. None when every backend is backed up:
+   * a request must never push a backend towards being dropped.
    */
   pickForRequest(): BackendLink | undefined {
-    return this.requestTurn.pick() ?? leastBackedUp(this.links);
+    return this.requestTurn.pick();
   }
 
-  /** Moves queued events to backends, oldest first, until none can take more. */
+  /** Moves queued events to backends (here or elsewhere), oldest first, until none can take more. */
   drainQueue(): void {
     const queue = this.queue;
-    while (queue.length > 0) {
-      const next = queue.peek() as OutgoingEvent;
-      const link = this.balancer.pick(next.affinity);
-      if (link === undefined) return;
+    for (let next = queue.peek(); next !== undefined; next = queue.peek()) {
+      const target = this.target(next.line, next.affinity, this.peers);
+      if (target === undefined) return;
       queue.shift();
-      link.send(next.line, next.affinity);
+      if (target !== HANDED_OVER) target.send(next.line, next.affinity);
     }
   }
 
@@ -133,10 +202,4 @@ export class BackendPool {
       link.send(HEARTBEAT_LINE);
     }
   }
-}
-
-function leastBackedUp(links: readonly BackendLink[]): BackendLink | undefined {
-  let least: BackendLink | undefined;
-  for (const link of links) if (least === undefined || link.unsentBytes < least.unsentBytes) least = link;
-  return least;
 }

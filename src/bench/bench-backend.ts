@@ -1,6 +1,8 @@
 import { StrandsBackend } from '../sdk/backend';
+import { sleep } from './clock';
 import type { ErrorTally } from './error-tally';
 import type { HostPort } from './options';
+import { READY_TIMEOUT_MS, RETRY_MS } from './probe';
 import { CLIENT_ID_HEADER } from './wire';
 
 /** The harness's own backend on the target's TCP port, built on the SDK. */
@@ -12,6 +14,7 @@ export interface BenchBackend {
 /**
  * Accepts every client under the id the harness chose, all in `room`; echoes
  * each message to its sender when `echo`. A link that drops mid-run is an error.
+ * A port that refuses the connection is tried again for a few seconds: the target may still be starting.
  */
 export async function startBenchBackend(tcp: HostPort, room: string, echo: boolean, errors: ErrorTally): Promise<BenchBackend> {
   const sdk = new StrandsBackend({ host: tcp.host, port: tcp.port, reconnect: false });
@@ -21,10 +24,17 @@ export async function startBenchBackend(tcp: HostPort, room: string, echo: boole
   sdk.on('disconnect', (err?: Error) => {
     if (!closing) errors.add(`the target closed the backend link${err ? `: ${err.message}` : ''}`);
   });
-  try {
-    await sdk.connect();
-  } catch (err) {
-    throw new Error(`cannot connect a backend to the target at ${tcp.host}:${tcp.port}: ${(err as Error).message}`);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      await sdk.connect();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() >= deadline) {
+        throw new Error(`cannot connect a backend to the target at ${tcp.host}:${tcp.port}: ${(err as Error).message}`);
+      }
+      await sleep(RETRY_MS);
+    }
   }
   return {
     sdk,

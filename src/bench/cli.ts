@@ -1,4 +1,4 @@
-import { Argument, InvalidArgumentError, Option, type Command } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_RATE, DEFAULTS, SCENARIO_NAMES, parseHostPort, type BenchOptions, type ScenarioName } from './options';
 import { writeOutputs } from './outputs';
 import { StatusLine } from './progress';
@@ -62,11 +62,13 @@ function hostPort(text: string): string {
   return text;
 }
 
-/** Adds `bench <scenario>`, the bundled load harness, to the strands CLI. */
-export function registerBenchCommand(program: Command): void {
+/**
+ * `strands bench <scenario>`, the bundled load harness, as a command of its own:
+ * main.ts loads this module, and the harness with it, only when `strands bench` runs.
+ */
+export function benchCommand(): Command {
   const d = DEFAULTS;
-  program
-    .command('bench')
+  return new Command('strands bench')
     .description('measure a broker (or the bare uWebSockets.js baseline) under load')
     .addArgument(new Argument('<scenario>', 'what to measure').choices(SCENARIO_NAMES))
     .option('--url <url>', 'target WebSocket URL', d.url)
@@ -81,7 +83,7 @@ export function registerBenchCommand(program: Command): void {
     .option('--connections <n>', 'connections to open (connect)', whole(1), d.connections)
     .option('--concurrency <n>', 'handshakes in flight at once', whole(1), d.concurrency)
     .option('--drain <s>', 'grace after the window for messages in flight, before they count as lost', positive, d.drain)
-    .option('--target-pid <pid>', 'measure CPU and RSS of this process (the broker)', whole(1))
+    .option('--target-pid <pid>', "measure CPU and RSS of the broker: this process, or the one of its descendants that listens on --url's port (when given npm's or a shell's pid)", whole(1))
     .option('--json <file>', 'write the result as JSON')
     .option('--report <file.html>', 'write a self-contained HTML report')
     .addOption(new Option('--baseline', 'target a bare uWebSockets.js server started by the harness instead of a broker').conflicts(['compare', 'spawn']))

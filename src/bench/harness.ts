@@ -7,11 +7,15 @@ import { waitUntilAccepting } from './probe';
 import { readProcSample, type ProcSample } from './proc-stats';
 import { backendPublisher, baselinePublisher, type Publisher } from './publisher';
 import type { ScenarioSpec } from './scenarios';
+import { portOf, resolveTargetProcess } from './target-process';
 import { WorkerPool, type OpenSummary } from './worker-pool';
 
 /** The parts of one run that every scenario shares, set up and torn down around it. */
 export interface Harness {
+  /** The run's options, `targetPid` being the process actually measured. */
   readonly options: BenchOptions;
+  /** Why the measured pid is not the one given, when it is not. */
+  readonly targetNote: string | undefined;
   readonly spec: ScenarioSpec;
   readonly pool: WorkerPool;
   /** Errors the harness process saw itself (its backend link, its publisher). */
@@ -35,14 +39,18 @@ export async function withHarness<T>(options: BenchOptions, spec: ScenarioSpec, 
   let publisher: Publisher | undefined;
   try {
     await waitUntilAccepting(options.url, runId);
+    // Once the target accepts clients, its listening socket tells it apart from npm or a shell above it.
+    const target = options.targetPid === undefined ? undefined : resolveTargetProcess(options.targetPid, portOf(options.url));
+    const measured: BenchOptions = { ...options, targetPid: target?.pid };
     const workers = new WorkerPool(options.workers, spec.clients(options));
     pool = workers;
     return await body({
-      options,
+      options: measured,
+      targetNote: target?.note,
       spec,
       pool: workers,
       errors,
-      sample: () => sampleTarget(options.targetPid),
+      sample: () => sampleTarget(measured.targetPid),
       openClients: async () => {
         const opened = await workers.open(options.url, runId, options.concurrency, nowUs());
         if (opened.ok === 0) throw new Error(`no client could connect to ${options.url}: ${opened.errorSamples.join('; ')}`);

@@ -7,4 +7,3 @@ export { withBaseline, type BenchResult } from './result';
 export { formatText, overallVerdict } from './report-text';
 export { renderHtml } from './report-html';
 export { writeOutputs } from './outputs';
-export { registerBenchCommand } from './cli';

@@ -3,6 +3,9 @@ import { MIN_PAYLOAD } from './payload';
 export const SCENARIO_NAMES = ['pingpong', 'throughput', 'fanout', 'broadcast', 'connect'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
+/** Options that only some scenarios use; every run uses duration, workers and concurrency. */
+export type ScenarioOption = 'clients' | 'warmup' | 'payload' | 'rate' | 'roomSize' | 'connections' | 'drain';
+
 export interface HostPort {
   host: string;
   port: number;
@@ -42,7 +45,8 @@ export interface BenchOptions {
 export const DEFAULT_RATE: Partial<Record<ScenarioName, number>> = { throughput: 10_000, fanout: 100, broadcast: 100 };
 
 export const DEFAULTS: Omit<BenchOptions, 'scenario' | 'rate'> = {
-  url: 'ws://127.0.0.1:8080/bench',
+  // Under /ws/: the PyStrands Go broker serves only that; strands accepts any path.
+  url: 'ws://127.0.0.1:8080/ws/bench',
   tcp: { host: '127.0.0.1', port: 8081 },
   clients: 100,
   duration: 10,

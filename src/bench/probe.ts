@@ -2,8 +2,9 @@ import WebSocket from 'ws';
 import { sleep } from './clock';
 import { CLIENT_ID_HEADER, clientId } from './wire';
 
-const READY_TIMEOUT_MS = 5000;
-const RETRY_MS = 100;
+/** How long a target that is still starting (`npx strands & strands bench ...`) has to accept the harness. */
+export const READY_TIMEOUT_MS = 5000;
+export const RETRY_MS = 100;
 
 /**
  * Resolves once one client gets through the target (a broker has its backend

@@ -54,7 +54,14 @@ ${perSecondChart(runs)}
 const COLORS = ['#1f6fb4', '#e8740c'];
 const W = 760;
 const H = 320;
-const M = { left: 70, right: 45, top: 20, bottom: 45 };
+/** Margins around the plot's frame; the legend sits in the top one, outside the plot. */
+const M = { left: 70, right: 45, top: 34, bottom: 45 };
+/** Space inside the frame around the data, so that no line is drawn over the frame. */
+const INSET = 8;
+/** Width of one legend entry: a run's kind is a short word (broker, baseline). */
+const LEGEND_STEP = 110;
+/** The rate axis ends at least this far above the highest rate. */
+const HEADROOM = 1.1;
 
 interface Series {
   name: string;
@@ -95,21 +102,21 @@ function perSecondChart(runs: BenchResult[]): string {
   const all = series.flatMap((s) => s.points);
   if (all.length === 0) return '<p>No per-second figures.</p>';
   const maxX = Math.max(2, ...all.map((p) => p[0]));
-  const maxY = niceCeiling(Math.max(1, ...all.map((p) => p[1])));
+  const step = niceStep((HEADROOM * Math.max(1, ...all.map((p) => p[1]))) / 5);
   const xStep = Math.max(1, Math.ceil(maxX / 15));
   const xTicks: Tick[] = [];
   for (let x = 1; x <= maxX; x += xStep) xTicks.push({ at: x, label: String(x) });
   const yTicks: Tick[] = [];
-  for (let i = 0; i <= 5; i++) yTicks.push({ at: (maxY * i) / 5, label: formatNumber((maxY * i) / 5) });
-  return chart(series, [1, maxX], [0, maxY], xTicks, yTicks, 'second of the measured window', 'per second');
+  for (let i = 0; i <= 5; i++) yTicks.push({ at: step * i, label: formatNumber(step * i) });
+  return chart(series, [1, maxX], [0, 5 * step], xTicks, yTicks, 'second of the measured window', 'per second');
 }
 
 /** An SVG line chart of `series` over the given data ranges, with a legend. */
 function chart(series: Series[], [x0, x1]: [number, number], [y0, y1]: [number, number], xTicks: Tick[], yTicks: Tick[], xLabel: string, yLabel: string): string {
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
-  const sx = (x: number): number => M.left + (x1 === x0 ? 0 : ((x - x0) / (x1 - x0)) * pw);
-  const sy = (y: number): number => M.top + ph - (y1 === y0 ? 0 : ((y - y0) / (y1 - y0)) * ph);
+  const sx = (x: number): number => M.left + INSET + (x1 === x0 ? 0 : ((x - x0) / (x1 - x0)) * (pw - 2 * INSET));
+  const sy = (y: number): number => M.top + ph - INSET - (y1 === y0 ? 0 : ((y - y0) / (y1 - y0)) * (ph - 2 * INSET));
   const f = (n: number): string => n.toFixed(1);
   const parts: string[] = [`<svg width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(yLabel)} by ${esc(xLabel)}">`];
   for (const t of yTicks) {
@@ -127,9 +134,11 @@ function chart(series: Series[], [x0, x1]: [number, number], [y0, y1]: [number, 
     const color = COLORS[i % COLORS.length]!;
     const d = s.points.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(' ');
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${d}"/>`);
-    const ly = M.top + 14 + i * 16;
-    parts.push(`<line x1="${M.left + 10}" x2="${M.left + 30}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/>`);
-    parts.push(`<text x="${M.left + 36}" y="${ly}">${esc(s.name)}</text>`);
+    // One row above the frame, an entry every LEGEND_STEP pixels.
+    const lx = M.left + i * LEGEND_STEP;
+    const ly = M.top - 12;
+    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/>`);
+    parts.push(`<text x="${lx + 26}" y="${ly}">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
@@ -138,13 +147,13 @@ function chart(series: Series[], [x0, x1]: [number, number], [y0, y1]: [number, 
 function durationLabel(us: number): string {
   if (us >= 1e6) return `${formatNumber(us / 1e6)} s`;
   if (us >= 1e3) return `${formatNumber(us / 1e3)} ms`;
-  return `${formatNumber(us)} us`;
+  return `${formatNumber(us)} µs`;
 }
 
-/** The smallest of 1, 2 or 5 times a power of ten that is >= n. */
-function niceCeiling(n: number): number {
+/** The smallest of 1, 2, 2.5 or 5 times a power of ten that is >= n: a tick step whose labels read easily. */
+function niceStep(n: number): number {
   const p = 10 ** Math.floor(Math.log10(n));
-  for (const m of [1, 2, 5, 10]) if (m * p >= n) return m * p;
+  for (const m of [1, 2, 2.5, 5]) if (m * p >= n) return m * p;
   return 10 * p;
 }
 

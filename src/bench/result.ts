@@ -1,7 +1,7 @@
 import type { ErrorTally } from './error-tally';
 import { round } from './format';
 import { percentileCurve, summarize, type Histogram, type LatencySummary } from './histogram';
-import type { BenchOptions, ScenarioName } from './options';
+import type { BenchOptions, ScenarioName, ScenarioOption } from './options';
 import { machineInfo, type MachineInfo, type TargetUsage } from './proc-stats';
 import type { ScenarioSpec } from './scenarios';
 
@@ -25,22 +25,27 @@ export interface Measurement {
   harnessCpuUs: { main: number; workers: number[] };
 }
 
+/** The options a run used: those every run uses, and those of its scenario (ScenarioSpec.options) only. */
+export interface BenchConfig extends Partial<Record<ScenarioOption, number>> {
+  duration: number;
+  /** Worker processes started (no more than there are clients). */
+  workers: number;
+  concurrency: number;
+}
+
 /** The JSON written by --json: one run. Fields are only ever added. */
 export interface BenchResult {
   scenario: ScenarioName;
-  target: { kind: 'broker' | 'baseline'; url: string; tcp: string | null; pid: number | null };
-  config: {
-    clients: number;
-    duration: number;
-    warmup: number;
-    payload: number;
-    rate: number | null;
-    roomSize: number;
-    workers: number;
-    connections: number;
-    concurrency: number;
-    drain: number;
+  target: {
+    kind: 'broker' | 'baseline';
+    url: string;
+    tcp: string | null;
+    /** The process measured. */
+    pid: number | null;
+    /** Why `pid` is not the --target-pid given (npm's, a shell's), when it is not. */
+    pidNote?: string;
   };
+  config: BenchConfig;
   startedAt: string;
   machine: MachineInfo;
   results: {
@@ -60,7 +65,9 @@ export interface BenchResult {
     cpuUsPerOp: number | null;
     /** Target CPU over the window, % of one core. */
     targetCpuPercent: number | null;
-    /** Target RSS growth from before the clients connected, per client. */
+    /** Target RSS growth from before the clients connected to the end of the window (connect: of the hold). */
+    rssGrowthBytes: number | null;
+    /** connect only: rssGrowthBytes per idle connection held. */
     rssBytesPerConn: number | null;
     harnessCpuPercent: { main: number; workers: number[] };
     /** `unit` per second of the window (messages bucketed by send time). */
@@ -74,7 +81,7 @@ export interface BenchResult {
   vsBaseline?: { rate: number | null; p99: number | null; cpuUsPerOp: number | null };
 }
 
-export function buildResult(o: BenchOptions, spec: ScenarioSpec, workers: number, startedAt: string, m: Measurement): BenchResult {
+export function buildResult(o: BenchOptions, spec: ScenarioSpec, workers: number, startedAt: string, m: Measurement, targetNote?: string): BenchResult {
   const windowS = m.windowUs / 1e6;
   const lost = m.lost;
   const errors = m.errors.count;
@@ -86,19 +93,9 @@ export function buildResult(o: BenchOptions, spec: ScenarioSpec, workers: number
       url: o.url,
       tcp: o.baseline ? null : `${o.tcp.host}:${o.tcp.port}`,
       pid: o.targetPid ?? null,
+      ...(targetNote === undefined ? {} : { pidNote: targetNote }),
     },
-    config: {
-      clients: spec.clients(o),
-      duration: o.duration,
-      warmup: o.warmup,
-      payload: o.payload,
-      rate: spec.role === 'open-loop' || spec.publish ? o.rate : null,
-      roomSize: o.roomSize,
-      workers,
-      connections: o.connections,
-      concurrency: o.concurrency,
-      drain: o.drain,
-    },
+    config: usedConfig(o, spec, workers),
     startedAt,
     machine: machineInfo(),
     results: {
@@ -114,12 +111,20 @@ export function buildResult(o: BenchOptions, spec: ScenarioSpec, workers: number
       errorSamples: m.errors.samples,
       cpuUsPerOp: m.target && m.ops > 0 ? round(m.target.cpuUs / m.ops, 3) : null,
       targetCpuPercent: m.target ? round((100 * m.target.cpuUs) / m.target.wallUs, 1) : null,
-      rssBytesPerConn: m.target && m.connections > 0 ? Math.round(m.target.rssDeltaBytes / m.connections) : null,
+      rssGrowthBytes: m.target ? m.target.rssDeltaBytes : null,
+      // Under traffic RSS also holds buffers and garbage; only idle connections give a figure per connection.
+      rssBytesPerConn: spec.role === 'idle' && m.target && m.connections > 0 ? Math.round(m.target.rssDeltaBytes / m.connections) : null,
       harnessCpuPercent: { main: percent(m.harnessCpuUs.main), workers: m.harnessCpuUs.workers.map(percent) },
       perSecond: m.perSecond,
     },
     verdict: verdict(lost, errors),
   };
+}
+
+function usedConfig(o: BenchOptions, spec: ScenarioSpec, workers: number): BenchConfig {
+  const config: BenchConfig = { duration: o.duration, workers, concurrency: o.concurrency };
+  for (const key of spec.options) config[key] = o[key];
+  return config;
 }
 
 export function verdict(lost: number, errors: number): string {

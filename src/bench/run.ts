@@ -15,6 +15,6 @@ export async function runScenario(given: Partial<BenchOptions> & { scenario: Sce
   const startedAt = new Date().toISOString();
   return withHarness(options, spec, async (h) => {
     const measurement = await (spec.role === 'idle' ? measureConnect(h) : measureMessages(h));
-    return buildResult(options, spec, h.pool.size, startedAt, measurement);
+    return buildResult(h.options, spec, h.pool.size, startedAt, measurement, h.targetNote);
   });
 }

@@ -18,14 +18,20 @@ export function runsOf(result: BenchResult): BenchResult[] {
 
 export function title(result: BenchResult): string {
   const c = result.config;
-  const parts = [`${formatNumber(c.clients)} clients`, `${c.workers} ${c.workers === 1 ? 'worker' : 'workers'}`];
+  const parts = [clientsOf(c), `${c.workers} ${c.workers === 1 ? 'worker' : 'workers'}`];
   if (result.scenario === 'connect') {
     parts.push(`concurrency ${c.concurrency}`, `held ${c.duration} s`);
   } else {
     parts.push(`${c.payload} B payload`, `${c.duration} s (+${c.warmup} s warmup)`);
-    if (c.rate !== null) parts.push(`rate ${formatNumber(c.rate)}/s`);
+    if (c.rate !== undefined) parts.push(`rate ${formatNumber(c.rate)}/s`);
   }
   return `strands bench ${result.scenario}: ${parts.join(', ')}`;
+}
+
+function clientsOf(c: BenchResult['config']): string {
+  if (c.roomSize !== undefined) return `room of ${formatNumber(c.roomSize)}`;
+  if (c.connections !== undefined) return `${formatNumber(c.connections)} connections`;
+  return `${formatNumber(c.clients ?? null)} clients`;
 }
 
 export function summaryRows(result: BenchResult): SummaryRow[] {
@@ -43,16 +49,18 @@ export function summaryRows(result: BenchResult): SummaryRow[] {
   rows.push(
     { label: 'connections', values: each((r) => formatNumber(r.results.connections)) },
     { label: `rate (${result.results.unit}/s)`, values: each((r) => formatNumber(r.results.rate)), ratio: times(ratios?.rate) },
-    { label: `${latency} p50 (us)`, values: each((r) => formatNumber(r.results.latencyUs.p50)) },
-    { label: `${latency} p90 (us)`, values: each((r) => formatNumber(r.results.latencyUs.p90)) },
-    { label: `${latency} p99 (us)`, values: each((r) => formatNumber(r.results.latencyUs.p99)), ratio: times(ratios?.p99) },
-    { label: `${latency} p99.9 (us)`, values: each((r) => formatNumber(r.results.latencyUs.p999)) },
-    { label: `${latency} max (us)`, values: each((r) => formatNumber(r.results.latencyUs.max)) },
+    { label: `${latency} p50 (µs)`, values: each((r) => formatNumber(r.results.latencyUs.p50)) },
+    { label: `${latency} p90 (µs)`, values: each((r) => formatNumber(r.results.latencyUs.p90)) },
+    { label: `${latency} p99 (µs)`, values: each((r) => formatNumber(r.results.latencyUs.p99)), ratio: times(ratios?.p99) },
+    { label: `${latency} p99.9 (µs)`, values: each((r) => formatNumber(r.results.latencyUs.p999)) },
+    { label: `${latency} max (µs)`, values: each((r) => formatNumber(r.results.latencyUs.max)) },
     { label: 'lost', values: each((r) => formatNumber(r.results.lost)) },
     { label: 'errors', values: each((r) => formatNumber(r.results.errors)) },
-    { label: `target CPU (us per ${singular(result.results.unit)})`, values: each((r) => formatNumber(r.results.cpuUsPerOp)), ratio: times(ratios?.cpuUsPerOp) },
+    { label: `target CPU (µs per ${singular(result.results.unit)})`, values: each((r) => formatNumber(r.results.cpuUsPerOp)), ratio: times(ratios?.cpuUsPerOp) },
     { label: 'target CPU (% of a core)', values: each((r) => formatNumber(r.results.targetCpuPercent)) },
-    { label: 'target RSS per connection', values: each((r) => formatBytes(r.results.rssBytesPerConn)) },
+    result.scenario === 'connect'
+      ? { label: 'target RSS per idle connection', values: each((r) => formatBytes(r.results.rssBytesPerConn)) }
+      : { label: 'target RSS growth under load', values: each((r) => formatBytes(r.results.rssGrowthBytes)) },
     { label: 'harness CPU % (main; workers)', values: each((r) => `${formatNumber(r.results.harnessCpuPercent.main)}; ${r.results.harnessCpuPercent.workers.map(formatNumber).join(', ')}`) },
     { label: 'verdict', values: each((r) => r.verdict) },
   );
@@ -68,6 +76,7 @@ export function notes(result: BenchResult): string[] {
     if (busiest >= SATURATED_PERCENT) out.push(`${r.target.kind} run: a harness process used ${formatNumber(busiest)}% of a core; the load generator may limit these figures (more --workers, or the harness on its own core)`);
     if (r.results.errorSamples.length > 0) out.push(`${r.target.kind} run errors: ${r.results.errorSamples.join('; ')}`);
     if (r.target.pid === null) out.push(`${r.target.kind} run: no --target-pid, so no CPU or memory figures`);
+    if (r.target.pidNote !== undefined) out.push(`${r.target.kind} run: ${r.target.pidNote}`);
   }
   return out;
 }

@@ -1,4 +1,4 @@
-/** Action names on the backend link (PROTOCOL.md parts 1 and 3). */
+/** Action names on the backend link (docs/protocol.md): the compatible core, then strands' extensions. */
 export const Action = {
   ConnectionRequest: 'connection_request',
   NewConnection: 'new_connection',
@@ -11,22 +11,17 @@ export const Action = {
   MessageToRoom: 'message_to_room',
   MessageToConnection: 'message_to_connection',
   Auth: 'auth',
+  JoinRoom: 'join_room',
+  LeaveRoom: 'leave_room',
+  Disconnect: 'disconnect',
+  RoomInfo: 'room_info',
 } as const;
-
-export type ActionName = (typeof Action)[keyof typeof Action];
 
 /** What a client belongs to, as every event after the upgrade carries it. */
 export interface ClientContext {
   client_id: string;
   room_id: string;
   metadata: Record<string, unknown>;
-}
-
-/** One line from a backend: `{"request_id", "action", "params"}`. */
-export interface BackendLine {
-  request_id?: unknown;
-  action?: unknown;
-  params?: unknown;
 }
 
 /** The params of a `connection_request`. */

@@ -1,5 +1,5 @@
 /** Receives each line, decoded as UTF-8 (invalid bytes become U+FFFD), without its line ending. */
-export type LineHandler = (line: string) => void;
+type LineHandler = (line: string) => void;
 
 /** A tail buffer grown past this for one long line is given back once that line is done. */
 const TAIL_KEEP_BYTES = 64 * 1024;

@@ -1,4 +1,5 @@
 import fastJson from 'fast-json-stringify';
+import type { RoomPage } from '../client-hub';
 import { Action, type ClientContext, type ConnectionRequestParams } from './actions';
 
 /**
@@ -23,7 +24,7 @@ const NON_ASCII_ALL = /[\u0080-\uffff]/g;
 const escapeChar = (c: string): string => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0');
 
 /** `json` with every character past U+007F escaped; JSON text has them only inside strings, where escapes are valid. */
-export function asciiJson(json: string): string {
+function asciiJson(json: string): string {
   return NON_ASCII.test(json) ? json.replace(NON_ASCII_ALL, escapeChar) : json;
 }
 
@@ -38,6 +39,12 @@ const LINE_END = '}}\n';
 
 export function newMessageLine(message: string, contextJson: string): string {
   return EVENT_HEAD + nextEventId() + NEW_MESSAGE_MID + asciiJson(JSON.stringify(message)) + CONTEXT_KEY + contextJson + LINE_END;
+}
+
+const NEW_BINARY_MESSAGE_MID = '","action":"new_message","params":{"binary":true,"message":"';
+/** A client's binary frame: its bytes in base64 (which needs no escaping), with `binary: true`. */
+export function newBinaryMessageLine(base64: string, contextJson: string): string {
+  return EVENT_HEAD + nextEventId() + NEW_BINARY_MESSAGE_MID + base64 + '"' + CONTEXT_KEY + contextJson + LINE_END;
 }
 
 const NEW_CONNECTION_MID = '","action":"new_connection","params":{"context":';
@@ -93,4 +100,15 @@ const stringifyError = fastJson(
  */
 export function errorLine(error: string, context: object = {}): string {
   return asciiJson(stringifyError({ request_id: nextEventId(), action: Action.Error, params: { error, context } })) + '\n';
+}
+
+/** The answer to a line that asked for an ack: `{"ok", "delivered", "error"?}` under the line's own request_id. */
+export function ackLine(requestId: string, ok: boolean, delivered: number, error?: string): string {
+  const params = error === undefined ? { ok, delivered } : { ok, delivered, error };
+  return asciiJson(JSON.stringify({ request_id: requestId, action: Action.Response, params })) + '\n';
+}
+
+/** The answer to `room_info`, under the question's request_id. */
+export function responseLine(requestId: string, page: RoomPage): string {
+  return asciiJson(JSON.stringify({ request_id: requestId, action: Action.Response, params: page })) + '\n';
 }

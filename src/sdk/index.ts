@@ -1,8 +1,20 @@
 export {
   StrandsBackend,
+  StrandsRequestError,
+  type AckOptions,
+  type AckResult,
   type ClientContext,
+  type CloseOptions,
   type ConnectionDecision,
   type ConnectionRequest,
+  type ExcludeOptions,
+  type Message,
+  type NoAckOptions,
+  type RequestErrorCode,
+  type RoomInfo,
+  type RoomInfoOptions,
+  type RoomInfoPage,
+  type StrandsBackendEvents,
   type StrandsBackendOptions,
 } from './backend';
-export { startEchoBackend } from './echo-backend';
+export { startEchoBackend, type EchoBackendLogger } from './echo-backend';

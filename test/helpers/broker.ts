@@ -1,4 +1,4 @@
-import { Broker } from '../../src/broker';
+import { Broker, type BrokerDeps } from '../../src/broker';
 import { defaultConfig, type BrokerConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 
@@ -11,7 +11,7 @@ export interface TestBroker {
 }
 
 /** A real broker in this process, on free ports of 127.0.0.1. */
-export async function startBroker(overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
+export async function startBroker(overrides: Partial<BrokerConfig> = {}, deps: BrokerDeps = {}): Promise<TestBroker> {
   const config: BrokerConfig = {
     ...defaultConfig(),
     host: '127.0.0.1',
@@ -21,7 +21,7 @@ export async function startBroker(overrides: Partial<BrokerConfig> = {}): Promis
     logLevel: 'silent',
     ...overrides,
   };
-  const broker = new Broker(config, createLogger(process.env.STRANDS_TEST_LOG === '1' ? 'debug' : config.logLevel));
+  const broker = new Broker(config, createLogger(process.env.STRANDS_TEST_LOG === '1' ? 'debug' : config.logLevel), deps);
   await broker.start();
   return {
     broker,

@@ -11,7 +11,7 @@ import type { TestClient } from './ws-client';
  * in which one party misbehaves: `bad` (or a client the test adds) does the
  * damage, while `good` and `bystander` show that nobody else notices.
  */
-export interface Arena {
+interface Arena {
   broker: TestBroker;
   /** The backend a test misbehaves with. */
   bad: RawBackend;
@@ -41,7 +41,7 @@ export async function arena(t: TestContext, overrides: Partial<BrokerConfig> = {
   const bad = await backendFor(t, broker.tcpPort, { accept: true });
   const good = await backendFor(t, broker.tcpPort, { accept: true });
   const backends = [bad, good];
-  await waitUntil(() => broker.broker.pool.size === 2, 'both backends are in the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 2, 'both backends are in the pool');
 
   const join = async (clientId: string, path = '/lobby'): Promise<{ client: TestClient; opened: Line }> => {
     const client = await clientFor(t, broker.url(`${path}?client_id=${encodeURIComponent(clientId)}`));

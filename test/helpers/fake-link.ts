@@ -1,7 +1,7 @@
 import type { BackendLink } from '../../src/backends/backend-link';
 
-/** The part of a BackendLink that balancers and pending requests look at, settable by a test. */
-export interface FakeLink {
+/** The part of a BackendLink that balancers look at, settable by a test. */
+interface FakeLink {
   id: number;
   aboveHighWaterMark: boolean;
 }

@@ -1,5 +1,8 @@
+import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
+import type { BrokerDeps } from '../../src/broker';
 import type { BrokerConfig } from '../../src/config';
+import type { BackendView } from '../../src/stats';
 import { startBroker, type TestBroker } from './broker';
 import { RawBackend, type Line } from './raw-backend';
 import { openClient, type TestClient } from './ws-client';
@@ -11,8 +14,8 @@ export const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-
 type AcceptOption = Parameters<typeof RawBackend.connect>[1];
 
 /** A broker stopped when the test ends. */
-export async function brokerFor(t: TestContext, overrides: Partial<BrokerConfig> = {}): Promise<TestBroker> {
-  const broker = await startBroker(overrides);
+export async function brokerFor(t: TestContext, overrides: Partial<BrokerConfig> = {}, deps: BrokerDeps = {}): Promise<TestBroker> {
+  const broker = await startBroker(overrides, deps);
   t.after(() => broker.stop());
   return broker;
 }
@@ -39,6 +42,27 @@ export async function joinedClient(t: TestContext, broker: TestBroker, backend: 
   const client = await clientFor(t, broker.url(`${path}?client_id=${encodeURIComponent(clientId)}`));
   const opened = await backend.next('new_connection', 5000, (l) => l.params.context?.client_id === clientId);
   return { client, opened };
+}
+
+/** Opens a client with `?client_id=<id>` and waits for its new_connection on any of `backends` (made with `accept: true`); returns the backend that got it. */
+export async function joinAny(t: TestContext, broker: TestBroker, backends: RawBackend[], clientId: string, path = '/room'): Promise<{ client: TestClient; owner: RawBackend }> {
+  const client = await clientFor(t, broker.url(`${path}?client_id=${encodeURIComponent(clientId)}`));
+  const [, owner] = await takeOne(backends, (l) => l.action === 'new_connection' && l.params.context?.client_id === clientId);
+  return { client, owner };
+}
+
+/** The broker's view of its link to `backend` (matched by the backend's local port). */
+export function linkOf(broker: TestBroker, backend: RawBackend): BackendView {
+  const link = broker.broker.stats.backends.links.find((l) => l.remote.endsWith(`:${backend.socket.localPort}`));
+  assert.ok(link, 'no link for this backend in the pool');
+  return link;
+}
+
+/** For a backend the broker may reset (when it drops it, or closes it with bytes unread): its socket error is expected. */
+export function tolerateReset(backend: RawBackend): void {
+  backend.socket.on('error', () => undefined);
+  // RawBackend.closed is events.once(socket, 'close'), which rejects on 'error'.
+  backend.closed.catch(() => undefined);
 }
 
 /**
@@ -100,7 +124,7 @@ export function nextLine(backend: RawBackend, timeoutMs = 5000): Promise<Line> {
   return backend.lines.next(() => true, timeoutMs, 'any line');
 }
 
-export interface Joined {
+interface Joined {
   client: TestClient;
   /** The connection_request, and the backend that got (and answered) it. */
   request: Line;

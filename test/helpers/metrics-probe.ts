@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 
-export interface HttpAnswer {
+interface HttpAnswer {
   status: number;
   contentType: string | undefined;
   body: string;
@@ -35,7 +35,7 @@ const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)/y;
  * a `#` comment, or `name{label="value",...} value [timestamp]`. Throws on
  * anything else, naming the line.
  */
-export function parsePrometheus(text: string): Sample[] {
+function parsePrometheus(text: string): Sample[] {
   const samples: Sample[] = [];
   text.split('\n').forEach((line, index) => {
     if (line === '' || line.startsWith('#')) return;

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
-export interface RawUpgradeResult {
+interface RawUpgradeResult {
   /** HTTP status of the answer (101 when upgraded). */
   status: number;
   /** Response headers, names lower-cased (last value wins). */

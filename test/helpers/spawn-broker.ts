@@ -24,15 +24,18 @@ export interface StrandsProcess {
  * STRANDS_* and PYSTRAND_* variable, plus `env` (a value of undefined unsets).
  * Killed (if still running) when the test ends.
  */
-export function spawnStrands(t: TestContext, args: string[], env: Record<string, string | undefined> = {}): StrandsProcess {
+export function spawnStrands(t: TestContext, args: string[], env: Record<string, string | undefined> = {}, launcher: string[] = []): StrandsProcess {
   const childEnv: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!/^(STRANDS_|PYSTRAND_)/.test(name)) childEnv[name] = value;
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined) delete childEnv[name];
     else childEnv[name] = value;
   }
-  const child = spawn(process.execPath, [MAIN_JS, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+  // A launcher (`prlimit --nofile=...`, `taskset -c 0`) runs node in the environment it sets up.
+  const [command, ...prefix] = [...launcher, process.execPath];
+  const child = spawn(command as string, [...prefix, MAIN_JS, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  // 'close', not 'exit': it comes after stdout and stderr are read to their end, so no log line is missed.
+  const exited = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -77,8 +80,36 @@ export function portOf(address: unknown): number {
 }
 
 /** Starts the broker on free ports; resolves once it logged "strands broker listening". */
-export async function spawnBroker(t: TestContext, args: string[] = [], env: Record<string, string | undefined> = {}): Promise<StrandsProcess & { wsPort: number; tcpPort: number; listening: Record<string, unknown> }> {
-  const proc = spawnStrands(t, ['--ws-port', '0', '--tcp-port', '0', '--host', '127.0.0.1', ...args], env);
+export async function spawnBroker(t: TestContext, args: string[] = [], env: Record<string, string | undefined> = {}, launcher: string[] = []): Promise<StrandsProcess & { wsPort: number; tcpPort: number; listening: Record<string, unknown> }> {
+  const proc = spawnStrands(t, ['--ws-port', '0', '--tcp-port', '0', '--host', '127.0.0.1', ...args], env, launcher);
   const listening = await proc.log('strands broker listening');
   return { ...proc, wsPort: portOf(listening.ws), tcpPort: portOf(listening.tcp), listening };
+}
+
+/**
+ * The modules under src/<folder>/ a process has loaded after it started a
+ * broker through the CLI, and after it then ran `strands <command...>` in the
+ * same process: for commands that must load their code only when they run.
+ */
+export async function modulesLoadedBy(folder: string, command: string[]): Promise<{ withBroker: string[]; afterCommand: string[]; stdout: string }> {
+  const script = `
+    const { sep } = require('node:path');
+    const { buildCli } = require(${JSON.stringify(MAIN_JS)});
+    const loaded = () => Object.keys(require.cache).filter((f) => f.includes(sep + 'src' + sep + ${JSON.stringify(folder)} + sep));
+    (async () => {
+      await buildCli().parseAsync(['--host', '127.0.0.1', '--ws-port', '0', '--tcp-port', '0', '--log-level', 'silent'], { from: 'user' });
+      const withBroker = loaded();
+      // --help ends in a CommanderError (the CLI's exitOverride): what was loaded by then is what counts.
+      await buildCli().parseAsync(${JSON.stringify(command)}, { from: 'user' }).catch(() => {});
+      process.stderr.write(JSON.stringify({ withBroker, afterCommand: loaded() }));
+      process.exit(0);
+    })();`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`the script exited with ${code}: ${stderr}`);
+  return { ...(JSON.parse(stderr) as { withBroker: string[]; afterCommand: string[] }), stdout };
 }

@@ -1,8 +1,11 @@
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import { AsyncQueue } from './async-queue';
 
 export interface TestClient {
   ws: WebSocket;
+  /** The TCP connection under the WebSocket (the upgrade response's socket): pausing it makes a client that stops reading. */
+  socket: Socket;
   messages: AsyncQueue<string>;
   /** Resolves with the close code once the socket closed. */
   closed: Promise<{ code: number; reason: string }>;
@@ -21,18 +24,22 @@ export function openClient(url: string, options: WebSocket.ClientOptions = {}): 
   ws.on('message', (data) => messages.push(data.toString()));
   const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   return new Promise((resolve, reject) => {
-    ws.once('open', () =>
-      resolve({
-        ws,
-        messages,
-        closed,
-        nextMessage: (timeoutMs = 5000) => messages.next(() => true, timeoutMs, 'a WebSocket message'),
-        close: async () => {
-          if (ws.readyState === WebSocket.CLOSED) return;
-          ws.close();
-          await closed;
-        },
-      }),
+    // 'upgrade' (the 101 response, on the socket the WebSocket then uses) always comes before 'open'.
+    ws.once('upgrade', (response) =>
+      ws.once('open', () =>
+        resolve({
+          ws,
+          socket: response.socket,
+          messages,
+          closed,
+          nextMessage: (timeoutMs = 5000) => messages.next(() => true, timeoutMs, 'a WebSocket message'),
+          close: async () => {
+            if (ws.readyState === WebSocket.CLOSED) return;
+            ws.close();
+            await closed;
+          },
+        }),
+      ),
     );
     ws.once('unexpected-response', (_req, res) => {
       const err = new Error(`upgrade answered with HTTP ${res.statusCode}`) as Error & { status?: number; headers?: Record<string, unknown> };

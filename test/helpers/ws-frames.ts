@@ -26,7 +26,7 @@ export function clientFrame(opcode: number, payload: Buffer, fin = true): Buffer
   return Buffer.concat([head, mask, masked]);
 }
 
-export interface ServerClose {
+interface ServerClose {
   /** The close frame's status code, or undefined when the TCP connection ended without a close frame. */
   code: number | undefined;
   reason: string;

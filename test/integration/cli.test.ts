@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { once } from 'node:events';
-import { SETTINGS } from '../../src/config';
+import { SETTINGS, flagUsage } from '../../src/config';
 import { RawBackend } from '../helpers/raw-backend';
 import { portOf, spawnBroker, spawnStrands } from '../helpers/spawn-broker';
 import { openClient } from '../helpers/ws-client';
@@ -136,8 +136,8 @@ test('--help lists every setting with its placeholder, default and environment v
   // One entry per option: a line indented by two spaces, then its wrapped continuation lines.
   const entries = out.split(/\n(?= {2}-)/).map((entry) => entry.replace(/\s+/g, ' ').trim());
   for (const s of SETTINGS) {
-    const entry = entries.find((e) => e.startsWith(`--${s.flag} <${s.arg}>`));
-    assert.ok(entry !== undefined, `--${s.flag} <${s.arg}> is not in --help`);
+    const entry = entries.find((e) => e.startsWith(`${flagUsage(s)} `));
+    assert.ok(entry !== undefined, `${flagUsage(s)} is not in --help`);
     // A setting may say how its default reads (`shown`); an unset one reads "none".
     const shown = (s as { shown?: string }).shown ?? (s.default === undefined ? 'none' : Array.isArray(s.default) ? s.default.join(',') : String(s.default));
     assert.ok(entry.includes(`default: ${shown}`), `--${s.flag}: no "default: ${shown}" in ${JSON.stringify(entry)}`);

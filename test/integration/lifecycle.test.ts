@@ -1,20 +1,20 @@
 /**
- * The broker's life and limits: graceful stop, --max-payload, per-socket
- * backpressure (--max-backpressure) and the per-backend write high-water mark.
+ * The broker's life and its limits per client: graceful stop, --max-payload
+ * and per-socket backpressure (--max-backpressure). The per-backend mark
+ * (--backend-hwm) is in backend-backpressure.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import type { TestBroker } from '../helpers/broker';
-import { backendFor, brokerFor, joinedClient, takeOne, waitUntil } from '../helpers/fixtures';
-import type { Line, RawBackend } from '../helpers/raw-backend';
+import { backendFor, brokerFor, joinedClient } from '../helpers/fixtures';
+import type { Line } from '../helpers/raw-backend';
 import { openClient, upgradeStatus } from '../helpers/ws-client';
 
-/** Sockets closed without a close frame (1006), whichever shape the gateway's counters have. */
+/** Sockets closed without a close frame (1006). */
 function abnormalCloses(broker: TestBroker): number {
-  const stats = broker.broker.gateway.stats as unknown as { abnormallyClosed?: number; closedBy?: { abnormal: number } };
-  return stats.closedBy?.abnormal ?? stats.abnormallyClosed ?? Number.NaN;
+  return broker.broker.stats.connections.closedBy.abnormal;
 }
 
 const isDisconnectOf = (clientId: string) => (l: Line): boolean => l.action === 'disconnected' && l.params.context?.client_id === clientId;
@@ -97,7 +97,7 @@ test('--max-backpressure: a client that stops reading is dropped (disconnected, 
   const slow = (await joinedClient(t, broker, backend, 'slow', '/shared')).client;
   const fast = (await joinedClient(t, broker, backend, 'fast', '/shared')).client;
   const abnormalBefore = abnormalCloses(broker);
-  (slow.ws as unknown as { _socket: Socket })._socket.pause();
+  slow.socket.pause();
 
   const bigLine = JSON.stringify({ request_id: 'big', action: 'message_to_connection', params: { conn_id: 'slow', message: 'z'.repeat(256 * 1024) } }) + '\n';
   const dropped = (): boolean => backend.lines.pending.some(isDisconnectOf('slow'));
@@ -117,39 +117,4 @@ test('--max-backpressure: a client that stops reading is dropped (disconnected, 
   assert.equal(await fast.nextMessage(), 'after the drop');
   fast.ws.send('fast still talks');
   assert.equal((await backend.next('new_message')).params.context.client_id, 'fast');
-});
-
-test('--backend-hwm: round-robin passes over a backend whose unsent bytes are above the mark', async (t) => {
-  const broker = await brokerFor(t, { backendHwm: 1024, maxPayload: 2 * 1024 * 1024 });
-  const backends = [await backendFor(t, broker.tcpPort, { accept: true }), await backendFor(t, broker.tcpPort, { accept: true })];
-  await waitUntil(() => broker.broker.pool.size === 2, 'both backends are in the pool');
-  const client = await openClient(broker.url('/hwm?client_id=flood'));
-  t.after(() => client.ws.terminate());
-  await takeOne(backends, (l) => l.action === 'new_connection');
-
-  const [stuck, reading] = backends as [RawBackend, RawBackend];
-  stuck.socket.pause();
-  const stuckLink = broker.broker.pool.all.find((link) => link.remote.endsWith(`:${stuck.socket.localPort}`));
-  assert.ok(stuckLink, 'no link for the paused backend');
-  // Half of these go to the paused backend: 8 MiB, more than the kernel's socket buffers between it and the broker hold.
-  const chunk = 'f'.repeat(1024 * 1024);
-  for (let i = 0; i < 16; i++) client.ws.send(`flood ${i} ${chunk}`);
-  await waitUntil(() => stuckLink.aboveHighWaterMark, 'the paused backend is above its high-water mark');
-
-  const probes = Array.from({ length: 10 }, (_, i) => `probe ${i}`);
-  for (const probe of probes) client.ws.send(probe);
-  const isProbe = (l: Line): boolean => l.action === 'new_message' && l.params.message.startsWith('probe ');
-  for (const probe of probes) assert.equal((await reading.next('new_message', 5000, isProbe)).params.message, probe);
-  stuck.kill();
-});
-
-test('--backend-hwm: events queued while the only backend was briefly above the mark are delivered without waiting for a later event', async (t) => {
-  const broker = await brokerFor(t, { backendHwm: 1024 });
-  const backend = await backendFor(t, broker.tcpPort, { accept: true });
-  const { client } = await joinedClient(t, broker, backend, 'burst');
-  // Sent in one go, they reach the broker in one turn: after the first, the link holds
-  // more than 1024 unsent bytes until its write, so the rest wait in the queue.
-  const burst = Array.from({ length: 5 }, (_, i) => `b${i} ${'x'.repeat(2048)}`);
-  for (const message of burst) client.ws.send(message);
-  for (const message of burst) assert.equal((await backend.next('new_message')).params.message, message);
 });

@@ -1,5 +1,5 @@
 /**
- * Issue 4, production hardening: what operators see. /healthz, /readyz and
+ * What operators see. /healthz, /readyz and
  * /metrics on --metrics-port, and draining.
  */
 import { test } from 'node:test';
@@ -29,7 +29,7 @@ test('/healthz is 200 and an unknown path 404', async (t) => {
 
 test('/readyz: 200 with the queue enabled and no backend', async (t) => {
   const broker = await brokerFor(t, { metricsPort: 0 });
-  assert.equal(broker.broker.pool.size, 0);
+  assert.equal(broker.broker.stats.backends.connected, 0);
   assert.equal((await httpGet(broker.broker.metricsPort, '/readyz')).status, 200);
 });
 
@@ -38,18 +38,18 @@ test('/readyz with --queue-size 0: 503 without a backend, 200 once one connects,
   const port = broker.broker.metricsPort;
   assert.equal((await httpGet(port, '/readyz')).status, 503);
   const backend = await backendFor(t, broker.tcpPort);
-  await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the backend is in the pool');
   assert.equal((await httpGet(port, '/readyz')).status, 200);
   assert.equal((await httpGet(port, '/healthz')).status, 200);
   await backend.close();
-  await waitUntil(() => broker.broker.pool.size === 0, 'the backend left the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 0, 'the backend left the pool');
   assert.equal((await httpGet(port, '/readyz')).status, 503);
 });
 
 test('/readyz is 503 while draining, and new upgrades get 503', async (t) => {
   const broker = await brokerFor(t, { metricsPort: 0 });
   const backend = await backendFor(t, broker.tcpPort, { accept: true });
-  await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the backend is in the pool');
   const port = broker.broker.metricsPort;
   const client = await clientFor(t, broker.url('/?client_id=stayer'));
   assert.equal((await httpGet(port, '/readyz')).status, 200);
@@ -70,7 +70,7 @@ test('/readyz is 503 while draining, and new upgrades get 503', async (t) => {
 test('drain end to end: upgrades during the drain get 503, then open clients are closed with 1001 and asked to reconnect', async (t) => {
   const broker = await brokerFor(t);
   const backend = await backendFor(t, broker.tcpPort, { accept: true });
-  await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the backend is in the pool');
   const client = await clientFor(t, broker.url('/?client_id=open-one'));
   await backend.next('new_connection');
 
@@ -83,8 +83,8 @@ test('drain end to end: upgrades during the drain get 503, then open clients are
   assert.ok(Date.now() - startedAt >= 190, 'clients are closed only after the drain period');
   assert.equal((await backend.next('disconnected')).params.context.client_id, 'open-one');
   await drained;
-  assert.equal(broker.broker.stats.refused[503], 1);
-  assert.equal(broker.broker.gateway.stats.closedBy.going_away, 1);
+  assert.equal(broker.broker.stats.connections.refused[503], 1);
+  assert.equal(broker.broker.stats.connections.closedBy.going_away, 1);
 });
 
 test('/metrics: Prometheus text whose counters follow a connect/message/disconnect cycle, errors, refusals and queue overflow', async (t) => {
@@ -106,7 +106,7 @@ test('/metrics: Prometheus text whose counters follow a connect/message/disconne
 
   // One full cycle: connect, N messages, normal close.
   const backend = await backendFor(t, broker.tcpPort, { accept: true });
-  await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the backend is in the pool');
   const N = 3;
   const client = await clientFor(t, broker.url('/chat?client_id=cycle'));
   await backend.next('new_connection');
@@ -145,9 +145,9 @@ test('/metrics: Prometheus text whose counters follow a connect/message/disconne
   const stayer = await clientFor(t, broker.url('/chat?client_id=stayer'));
   await backend.next('new_connection');
   await backend.close();
-  await waitUntil(() => broker.broker.pool.size === 0, 'the backend left the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 0, 'the backend left the pool');
   for (let i = 0; i < 5; i++) stayer.ws.send(`q${i}`);
-  await waitUntil(() => broker.broker.stats.eventsOut.new_message === N + 5, 'the broker took the five messages');
+  await waitUntil(() => broker.broker.stats.messagesOut.new_message === N + 5, 'the broker took the five messages');
   const overflow = await scrape(port);
   assertSample(overflow, 'strands_backends_connected', {}, 0);
   assertSample(overflow, 'strands_queue_depth', {}, 2);

@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md part 1, row by row, on the wire: what an unchanged PyStrands
+ * docs/protocol.md part 1 (the compatible core), row by row, on the wire: what an unchanged PyStrands
  * backend sees and sends. Every backend line here is byte for byte what the
  * Python client writes (python-json.ts).
  */
@@ -182,7 +182,7 @@ test('framing: many lines in one write, \\r\\n endings and blank lines between a
 test('two backends: one client\'s events are spread round-robin over both, none lost', async (t) => {
   const broker = await brokerFor(t);
   const backends = [await backendFor(t, broker.tcpPort), await backendFor(t, broker.tcpPort)];
-  await waitUntil(() => broker.broker.pool.size === 2, 'both backends are in the pool');
+  await waitUntil(() => broker.broker.stats.backends.connected === 2, 'both backends are in the pool');
   const { client } = await pyJoin(t, broker, backends, 'alice');
   const N = 20;
   for (let i = 0; i < N; i++) client.ws.send(`m${i}`);
@@ -204,7 +204,7 @@ async function clientWithoutBackend(t: TestContext, overrides: Partial<BrokerCon
   const first = await backendFor(t, broker.tcpPort);
   const { client } = await pyJoin(t, broker, [first], 'alice');
   await first.close();
-  await waitUntil(() => broker.broker.pool.size === 0, 'the broker dropped the departed backend');
+  await waitUntil(() => broker.broker.stats.backends.connected === 0, 'the broker dropped the departed backend');
   return { broker, client };
 }
 
@@ -212,7 +212,7 @@ test('queue: with no backend, events are held and go FIFO to the next backend, b
   const { broker, client } = await clientWithoutBackend(t, {});
   for (let i = 1; i <= 5; i++) {
     client.ws.send(`m${i}`);
-    await waitUntil(() => broker.broker.pool.queued === i, `m${i} is queued`);
+    await waitUntil(() => broker.broker.stats.queue.depth === i, `m${i} is queued`);
   }
   const next = await backendFor(t, broker.tcpPort);
   client.ws.send('m6');
@@ -229,8 +229,8 @@ test('queue: with no backend, events are held and go FIFO to the next backend, b
 test('queue: --queue-size 0 drops events while no backend is connected', async (t) => {
   const { broker, client } = await clientWithoutBackend(t, { queueSize: 0 });
   client.ws.send('dropped');
-  await waitUntil(() => broker.broker.pool.queueDropped === 1, 'the event is dropped');
-  assert.equal(broker.broker.pool.queued, 0);
+  await waitUntil(() => broker.broker.stats.queue.dropped === 1, 'the event is dropped');
+  assert.equal(broker.broker.stats.queue.depth, 0);
   const next = await backendFor(t, broker.tcpPort);
   // Another client joining through the new backend proves it is in the pool.
   await pyJoin(t, broker, [next], 'bob');
@@ -243,8 +243,8 @@ test('queue: --queue-size 0 drops events while no backend is connected', async (
 test('queue: when full, the oldest event is dropped (queue-size 3, 5 events: the newest 3 arrive in order)', async (t) => {
   const { broker, client } = await clientWithoutBackend(t, { queueSize: 3 });
   for (let i = 1; i <= 5; i++) client.ws.send(`m${i}`);
-  await waitUntil(() => broker.broker.pool.queueDropped === 2, 'two events are dropped');
-  assert.equal(broker.broker.pool.queued, 3);
+  await waitUntil(() => broker.broker.stats.queue.dropped === 2, 'two events are dropped');
+  assert.equal(broker.broker.stats.queue.depth, 3);
   const next = await backendFor(t, broker.tcpPort);
   client.ws.send('m6');
   for (const expected of ['m3', 'm4', 'm5', 'm6']) {
@@ -265,7 +265,7 @@ test('a connection_request is never queued: with no backend the upgrade gets HTT
   // The backend that connects next gets neither the request nor a report of the refusal
   // (refusals are reported only to a live backend): its first line is the next client's request.
   const next = await backendFor(t, broker.tcpPort);
-  assert.equal(broker.broker.router.stats.errors.no_backend, 1);
+  assert.equal(broker.broker.stats.errors.no_backend, 1);
   const { request } = await pyJoin(t, broker, [next], 'later');
   assert.equal(request.params.url, '/room');
   assert.equal(next.lines.pending.filter((l) => l.action === 'connection_request').length, 0);

@@ -1,15 +1,15 @@
 /**
- * Issue 4, production hardening: who may talk to the broker. Backend token
- * auth (PROTOCOL.md part 3 `auth`), TLS on both ports, allowed origins and
+ * Who may talk to the broker: backend token
+ * auth (docs/protocol.md, "auth"), TLS on both ports, allowed origins and
  * connection limits.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { BACKEND_AUTH_TIMEOUT_MS } from '../../src/broker';
 import { StrandsBackend } from '../../src/sdk/backend';
-import { backendFor, brokerFor, clientFor, takeAll, waitUntil } from '../helpers/fixtures';
+import { within } from '../helpers/deadline';
+import { backendFor, brokerFor, clientFor, takeAll, tolerateReset, waitUntil } from '../helpers/fixtures';
 import { RawBackend, clientIdFromQuery, type Line } from '../helpers/raw-backend';
 import { rawUpgrade } from '../helpers/raw-upgrade';
 import { makeSelfSignedCert, type TlsFixture } from '../helpers/tls-fixture';
@@ -28,7 +28,7 @@ describe('--backend-token', () => {
     const broker = await brokerFor(t, { backendToken: TOKEN });
     const backend = await backendFor(t, broker.tcpPort, { accept: true });
     backend.send(AUTH);
-    await waitUntil(() => broker.broker.pool.size === 1, 'the backend is admitted');
+    await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the backend is admitted');
     const client = await clientFor(t, broker.url('/room?client_id=alice'));
     const opened = await backend.next('new_connection');
     assert.deepEqual(opened.params.context, { client_id: 'alice', room_id: '/room', metadata: {} });
@@ -48,7 +48,7 @@ describe('--backend-token', () => {
     assert.match(error.params.error, /invalid token/);
     assert.deepEqual(error.params.context, {});
     await backend.closed;
-    assert.equal(broker.broker.pool.size, 0);
+    assert.equal(broker.broker.stats.backends.connected, 0);
     assert.equal(await upgradeStatus(broker.url('/')), 503, 'a rejected backend must not take clients');
   });
 
@@ -58,7 +58,7 @@ describe('--backend-token', () => {
     backend.send({ request_id: 'auth-1', action: 'auth', params: { token: 12345 } });
     assert.match((await backend.next('error')).params.error, /authentication failed: invalid token/);
     await backend.closed;
-    assert.equal(broker.broker.pool.size, 0);
+    assert.equal(broker.broker.stats.backends.connected, 0);
   });
 
   for (const [what, first] of [
@@ -70,7 +70,7 @@ describe('--backend-token', () => {
       const broker = await brokerFor(t, { backendToken: TOKEN });
       const authed = await backendFor(t, broker.tcpPort, { accept: true });
       authed.send(AUTH);
-      await waitUntil(() => broker.broker.pool.size === 1, 'the authenticated backend is admitted');
+      await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the authenticated backend is admitted');
       const watcher = await clientFor(t, broker.url('/room?client_id=watcher'));
       await authed.next('new_connection');
 
@@ -82,9 +82,23 @@ describe('--backend-token', () => {
       // A later message proves the watcher got nothing before it (the broadcast was not obeyed).
       authed.send({ request_id: 'm1', action: 'message_to_connection', params: { conn_id: 'watcher', message: 'ok' } });
       assert.equal(await watcher.nextMessage(), 'ok');
-      assert.equal(broker.broker.pool.size, 1);
+      assert.equal(broker.broker.stats.backends.connected, 1);
     });
   }
+
+  test('a first line longer than 4096 bytes gets an authentication-failed error and a disconnect', async (t) => {
+    const broker = await brokerFor(t, { backendToken: TOKEN });
+    const backend = await backendFor(t, broker.tcpPort);
+    tolerateReset(backend);
+    backend.sendRaw(JSON.stringify({ request_id: 'auth-1', action: 'auth', params: { token: TOKEN, pad: 'p'.repeat(5000) } }) + '\n');
+    const error = await backend.next('error');
+    t.diagnostic(`error text: ${String(error.params.error)}`);
+    assert.match(String(error.params.error), /authentication failed/);
+    assert.deepEqual(error.params.context, {});
+    await within(backend.closed, 3000, 'the broker to disconnect the backend');
+    assert.equal(broker.broker.stats.backends.connected, 0);
+    assert.equal(broker.broker.stats.errors.auth_failed, 1);
+  });
 
   test('only the first line is judged: lines written with a wrong auth line (more guesses, the right token) are not acted on', async (t) => {
     // A backend must not be able to try many tokens on one connection, nor be admitted by a later line.
@@ -92,13 +106,13 @@ describe('--backend-token', () => {
     // Events wait in the queue while no backend is connected; a backend admitted by mistake would take them.
     const first = await backendFor(t, broker.tcpPort, { accept: true });
     first.send(AUTH);
-    await waitUntil(() => broker.broker.pool.size === 1, 'the first backend is admitted');
+    await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the first backend is admitted');
     const client = await clientFor(t, broker.url('/room?client_id=alice'));
     await first.next('new_connection');
     first.kill();
-    await waitUntil(() => broker.broker.pool.size === 0, 'the first backend is gone');
+    await waitUntil(() => broker.broker.stats.backends.connected === 0, 'the first backend is gone');
     for (const m of ['q1', 'q2', 'q3']) client.ws.send(m);
-    await waitUntil(() => broker.broker.pool.queued === 3, 'three events are queued');
+    await waitUntil(() => broker.broker.stats.queue.depth === 3, 'three events are queued');
 
     const guesser = await backendFor(t, broker.tcpPort);
     const guesses = ['a', 'b', 'c', TOKEN].map((token, i) => JSON.stringify({ request_id: `g${i}`, action: 'auth', params: { token } }) + '\n');
@@ -110,17 +124,18 @@ describe('--backend-token', () => {
       [['error', 'authentication failed: invalid token']],
       'one error for the first line, and nothing else (no further verdicts, no queued events)',
     );
-    assert.equal(broker.broker.pool.size, 0);
-    assert.equal(broker.broker.pool.queued, 3, 'the queued events are still queued (not handed to the expelled link)');
-    assert.equal(broker.broker.router.stats.errors.auth_failed, 1, 'one authentication failure counted');
+    assert.equal(broker.broker.stats.backends.connected, 0);
+    assert.equal(broker.broker.stats.queue.depth, 3, 'the queued events are still queued (not handed to the expelled link)');
+    assert.equal(broker.broker.stats.errors.auth_failed, 1, 'one authentication failure counted');
 
     const next = await backendFor(t, broker.tcpPort);
     next.send(AUTH);
     for (const m of ['q1', 'q2', 'q3']) assert.equal((await next.next('new_message')).params.message, m);
   });
 
-  test(`a backend that sends nothing is told why and disconnected after BACKEND_AUTH_TIMEOUT_MS (${BACKEND_AUTH_TIMEOUT_MS} ms)`, async (t) => {
-    const broker = await brokerFor(t, { backendToken: TOKEN });
+  test('a backend that sends nothing is told why and disconnected after --backend-auth-timeout', async (t) => {
+    const BACKEND_AUTH_TIMEOUT_MS = 300;
+    const broker = await brokerFor(t, { backendToken: TOKEN, backendAuthTimeout: BACKEND_AUTH_TIMEOUT_MS });
     const startedAt = Date.now();
     const silent = await backendFor(t, broker.tcpPort);
     const error = await silent.next('error', BACKEND_AUTH_TIMEOUT_MS + 3000);
@@ -139,7 +154,7 @@ describe('--backend-token', () => {
     const unauthenticated = await backendFor(t, broker.tcpPort);
     const authed = await backendFor(t, broker.tcpPort, { accept: true });
     authed.send(AUTH);
-    await waitUntil(() => broker.broker.pool.size === 1, 'the authenticated backend is admitted');
+    await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the authenticated backend is admitted');
     for (let i = 0; i < 4; i++) {
       const client = await openClient(broker.url(`/room?client_id=c${i}`));
       await authed.next('new_connection', 5000, (l) => l.params.context.client_id === `c${i}`);
@@ -150,7 +165,7 @@ describe('--backend-token', () => {
     }
     await authed.next('heartbeat');
     await authed.next('heartbeat');
-    assert.equal(broker.broker.stats.eventsOut.connection_request, 4);
+    assert.equal(broker.broker.stats.messagesOut.connection_request, 4);
 
     // Now it fails (its first line is not auth): the error is the only line it ever got.
     unauthenticated.send({ request_id: 'x', action: 'broadcast', params: { message: 'hi' } });
@@ -170,7 +185,7 @@ describe('--backend-token', () => {
     sdk.onConnectionRequest((req) => ({ accepted: true, client_id: req.queryParam('client_id') ?? 'anon', metadata: { via: 'sdk' } }));
     sdk.onMessage((message, ctx) => sdk.sendToConnection(ctx.client_id, `echo:${message}`));
     await sdk.connect();
-    await waitUntil(() => broker.broker.pool.size === 1, 'the SDK backend is admitted');
+    await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the SDK backend is admitted');
     const client = await clientFor(t, broker.url('/room?client_id=bob'));
     client.ws.send('hi');
     assert.equal(await client.nextMessage(), 'echo:hi');
@@ -183,7 +198,7 @@ describe('--backend-token', () => {
     await wrong.connect();
     await disconnected;
     assert.deepEqual(errors, ['authentication failed: invalid token']);
-    assert.equal(broker.broker.pool.size, 1);
+    assert.equal(broker.broker.stats.backends.connected, 1);
   });
 });
 
@@ -224,7 +239,7 @@ describe('TLS', () => {
     sdk.onNewConnection((ctx) => opened.push(ctx.client_id));
     sdk.onMessage((message, ctx) => sdk.sendToConnection(ctx.client_id, `echo:${message}`));
     await sdk.connect();
-    await waitUntil(() => broker.broker.pool.size === 1, 'the TLS backend is in the pool');
+    await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the TLS backend is in the pool');
     const client = await clientFor(t, broker.url('/room?client_id=carol'));
     client.ws.send('secret');
     assert.equal(await client.nextMessage(), 'echo:secret');
@@ -233,7 +248,7 @@ describe('TLS', () => {
     const lax = new StrandsBackend({ port: broker.tcpPort, tls: { rejectUnauthorized: false }, reconnect: false });
     t.after(() => lax.close());
     await lax.connect();
-    await waitUntil(() => broker.broker.pool.size === 2, 'the second TLS backend is in the pool');
+    await waitUntil(() => broker.broker.stats.backends.connected === 2, 'the second TLS backend is in the pool');
   });
 
   test('a plain TCP backend on the TLS backend port never becomes a backend: clients get 503', async (t) => {
@@ -247,7 +262,7 @@ describe('TLS', () => {
     assert.equal(await upgradeStatus(broker.url('/')), 503, 'while it is connected and silent');
     plain.write(JSON.stringify({ request_id: 'p', action: 'broadcast', params: { message: 'x' } }) + '\n');
     await closed;
-    assert.equal(broker.broker.pool.size, 0);
+    assert.equal(broker.broker.stats.backends.connected, 0);
     assert.equal(await upgradeStatus(broker.url('/')), 503, 'after it was dropped');
   });
 });
@@ -272,7 +287,7 @@ describe('--allowed-origins', () => {
         return { accepted: true, client_id: clientIdFromQuery(line) };
       },
     });
-    await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
+    await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the backend is in the pool');
 
     assert.equal(await upgradeStatus(broker.url('/?client_id=evil'), { headers: { Origin: 'https://evil.example' } }), 403);
     assert.equal(await upgradeStatus(broker.url('/?client_id=lookalike'), { headers: { Origin: 'https://good.example.evil.example' } }), 403);
@@ -288,7 +303,7 @@ describe('--allowed-origins', () => {
       [['good', ['https://good.example']]],
       'only the allowed origin reached the backend',
     );
-    assert.equal(broker.broker.stats.refused[403], 4);
+    assert.equal(broker.broker.stats.connections.refused[403], 4);
   });
 });
 
@@ -296,7 +311,7 @@ describe('connection limits', () => {
   test('--max-connections 2: a third concurrent connection gets 503; after one closes a new one connects', async (t) => {
     const broker = await brokerFor(t, { maxConnections: 2 });
     const backend = await backendFor(t, broker.tcpPort, { accept: true });
-    await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
+    await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the backend is in the pool');
     const first = await clientFor(t, broker.url('/?client_id=one'));
     await clientFor(t, broker.url('/?client_id=two'));
     assert.equal(await upgradeStatus(broker.url('/?client_id=three')), 503);
@@ -307,13 +322,13 @@ describe('connection limits', () => {
     await backend.next('new_connection', 5000, (l) => l.params.context.client_id === 'four');
     assert.equal(fourth.ws.readyState, fourth.ws.OPEN);
     assert.equal(await upgradeStatus(broker.url('/?client_id=five')), 503);
-    assert.equal(broker.broker.stats.refused[503], 3);
+    assert.equal(broker.broker.stats.connections.refused[503], 3);
   });
 
   test('--max-connections-per-ip 1: a second connection from 127.0.0.1 gets 429 with Retry-After; 127.0.0.2 still connects', async (t) => {
     const broker = await brokerFor(t, { maxConnectionsPerIp: 1, host: '0.0.0.0' });
     const backend = await backendFor(t, broker.tcpPort, { accept: true });
-    await waitUntil(() => broker.broker.pool.size === 1, 'the backend is in the pool');
+    await waitUntil(() => broker.broker.stats.backends.connected === 1, 'the backend is in the pool');
     const url = (id: string): string => `ws://127.0.0.1:${broker.wsPort}/?client_id=${id}`;
     const first = await openClient(url('a1'), { localAddress: '127.0.0.1' });
     t.after(() => first.ws.terminate());
@@ -332,6 +347,6 @@ describe('connection limits', () => {
     await backend.next('disconnected', 5000, (l) => l.params.context.client_id === 'a1');
     const again = await openClient(url('a3'), { localAddress: '127.0.0.1' });
     t.after(() => again.ws.terminate());
-    assert.equal(broker.broker.stats.refused[429], 2);
+    assert.equal(broker.broker.stats.connections.refused[429], 2);
   });
 });

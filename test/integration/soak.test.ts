@@ -11,12 +11,14 @@ import { CHECK_NAMES } from '../../scripts/soak';
 
 const SOAK = join(__dirname, '..', '..', 'scripts', 'soak.js');
 
-test('a 15 s soak passes every check', { timeout: 120_000 }, async () => {
+test('a 15 s soak passes every check', { timeout: 120_000 }, async (t) => {
   const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
     execFile(process.execPath, [SOAK, '--seconds', '15'], { timeout: 110_000, maxBuffer: 16 * 1024 * 1024 }, (err, out, errOut) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout: out + errOut }),
     );
   });
+  // What the run went through, for the test log: kills, and what was lost in flight to them.
+  for (const line of stdout.split('\n')) if (/^ {2}(phases|PASS nothing lost silently):? /.test(line)) t.diagnostic(line.trim());
   assert.equal(code, 0, `the soak failed:\n${stdout}`);
   for (const name of CHECK_NAMES) assert.match(stdout, new RegExp(`^  PASS ${name}: `, 'm'), `no "PASS ${name}" in the report:\n${stdout}`);
 });

@@ -4,7 +4,7 @@ import { ConfigError, SETTINGS, defaultConfig, resolveConfig, type BrokerConfig 
 
 const MiB = 1024 * 1024;
 
-/** The defaults the brief fixes (the table may hold more settings; those are checked generically). */
+/** The defaults users rely on, pinned (the table may hold more settings; those are checked generically). */
 const DEFAULTS: Partial<BrokerConfig> = {
   host: '0.0.0.0',
   wsPort: 8080,
@@ -13,7 +13,7 @@ const DEFAULTS: Partial<BrokerConfig> = {
   queueSize: 1000,
   balance: 'round-robin',
   backendHwm: 4 * MiB,
-  maxLine: 16 * MiB,
+  maxLine: 6 * MiB + 64 * 1024,
   authTimeout: 5000,
   heartbeatInterval: 15000,
   maxPayload: 1 * MiB,
@@ -21,6 +21,8 @@ const DEFAULTS: Partial<BrokerConfig> = {
   maxBackpressure: 1 * MiB,
   shutdownTimeout: 5000,
   logLevel: 'info',
+  statusPage: false,
+  statusPageRooms: false,
 };
 
 interface Sample {
@@ -61,6 +63,15 @@ const SAMPLES: Partial<Record<keyof BrokerConfig, Sample>> = {
   maxConnectionsPerIp: { flag: 'max-connections-per-ip', a: ['10', 10], b: ['1', 1], bad: 'ten' },
   metricsPort: { flag: 'metrics-port', a: ['9100', 9100], b: ['0', 0], bad: '65536' },
   metricsHost: { flag: 'metrics-host', a: ['0.0.0.0', '0.0.0.0'], b: ['::1', '::1'], bad: '' },
+  maxMessage: { flag: 'max-message', a: ['2048', 2048], b: ['8388608', 8 * MiB], bad: '8' },
+  queueBytes: { flag: 'queue-bytes', a: ['1048576', MiB], b: ['4096', 4096], bad: '100' },
+  maxBackends: { flag: 'max-backends', a: ['1', 1], b: ['200', 200], bad: '0' },
+  maxPendingUpgrades: { flag: 'max-pending-upgrades', a: ['10', 10], b: ['50000', 50000], bad: '0' },
+  backendAuthTimeout: { flag: 'backend-auth-timeout', a: ['200', 200], b: ['60000', 60000], bad: '0' },
+  maxRoomsPerConnection: { flag: 'max-rooms-per-connection', a: ['1', 1], b: ['1000', 1000], bad: 'many' },
+  fdReserve: { flag: 'fd-reserve', a: ['16', 16], b: ['4096', 4096], bad: '8' },
+  statusPage: { flag: 'status-page', a: ['true', true], b: ['false', false], bad: 'maybe', with: { 'metrics-port': '9100' } },
+  statusPageRooms: { flag: 'status-page-rooms', a: ['1', true], b: ['off', false], bad: '2', with: { 'metrics-port': '9100', 'status-page': 'true' } },
 };
 
 /** The settings of the table that have samples here, as [key, sample] pairs. */
@@ -188,6 +199,21 @@ describe('config: every setting from flag and environment', () => {
   });
 });
 
+describe('config: settings that follow another', () => {
+  test('--max-message follows --max-payload unless it is set itself', () => {
+    assert.equal(defaultConfig().maxMessage, defaultConfig().maxPayload);
+    assert.equal(resolveConfig({ 'max-payload': '4096' }, {}).maxMessage, 4096);
+    assert.equal(resolveConfig({}, { STRANDS_MAX_PAYLOAD: '8192' }).maxMessage, 8192);
+    assert.equal(resolveConfig({ 'max-payload': '4096', 'max-message': '100000' }, {}).maxMessage, 100000);
+  });
+
+  test('--max-line follows --max-message (six times it, plus 64 KiB) unless it is set itself', () => {
+    assert.equal(resolveConfig({ 'max-message': '1000' }, {}).maxLine, 6000 + 65536);
+    assert.equal(resolveConfig({ 'max-payload': '1000' }, {}).maxLine, 6000 + 65536);
+    assert.equal(resolveConfig({ 'max-payload': '1000', 'max-line': '2000' }, {}).maxLine, 2000);
+  });
+});
+
 describe('config: PYSTRAND_ aliases', () => {
   const aliases = [
     ['PYSTRAND_WS_PORT', 'STRANDS_WS_PORT', 'ws-port', 'wsPort'],
@@ -296,6 +322,15 @@ describe('config: settings that go in pairs', () => {
       const message = configError(() => resolveConfig(flags, {}));
       assert.ok(message.includes('--backend-tls-cert') && message.includes('--backend-tls-key'), message);
     }
+  });
+
+  test('--status-page needs --metrics-port, and --status-page-rooms needs --status-page, from flags or the environment', () => {
+    assert.match(configError(() => resolveConfig({ 'status-page': 'true' }, {})), /--status-page needs --metrics-port/);
+    assert.match(configError(() => resolveConfig({}, { STRANDS_STATUS_PAGE: 'yes' })), /--status-page needs --metrics-port/);
+    assert.match(configError(() => resolveConfig({ 'metrics-port': '0', 'status-page-rooms': 'true' }, {})), /--status-page-rooms needs --status-page/);
+    assert.match(configError(() => resolveConfig({ 'metrics-port': '0', 'status-page': 'false' }, { STRANDS_STATUS_PAGE_ROOMS: 'on' })), /--status-page-rooms needs --status-page/);
+    const both = resolveConfig({ 'metrics-port': '0' }, { STRANDS_STATUS_PAGE: 'ON', STRANDS_STATUS_PAGE_ROOMS: ' Yes ' });
+    assert.deepEqual([both.statusPage, both.statusPageRooms], [true, true]);
   });
 
   test('a secret is never echoed back in an error', () => {

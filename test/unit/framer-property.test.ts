@@ -1,6 +1,6 @@
 /**
  * LineFramer against a reference model, on random byte streams cut at random
- * points (fast-check). The model is PROTOCOL.md's framing rule in four lines:
+ * points (fast-check). The model is the framing rule of docs/protocol.md ("Ports and framing") in four lines:
  * split on `\n`, strip one trailing `\r`, skip empty lines, and report a line
  * longer than maxLine by its length (after stripping) instead of emitting it.
  * Each line is decoded alone, so the framer's decoding of many lines at once
@@ -106,7 +106,7 @@ test('LineFramer: the same stream gives the same events however it is cut (whole
   );
 });
 
-test('an oversized line ending in \\r\\n is reported by its length without the \\r, however it is cut (regression example)', () => {
+test('an oversized line ending in \\r\\n is reported by its length without the \\r, however it is cut (empty chunks included)', () => {
   const stream = Buffer.from('x'.repeat(10) + '\r\nok\n');
   // [11, 11]: an empty chunk between the \r and the \n of a line being discarded.
   for (const cuts of [[], [8], [11], [11, 11], [6, 11, 11, 11], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]]) {

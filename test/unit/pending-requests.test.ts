@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
-import type { BackendLink } from '../../src/backends/backend-link';
 import { PendingRequests, type PendingEntry } from '../../src/admission/pending-requests';
-import { fakeLink } from '../helpers/fake-link';
 
-interface Entry extends PendingEntry {
+/** Whoever holds a request: a backend link in the broker, any object here. */
+interface Holder {
+  id: number;
+}
+
+interface Entry extends PendingEntry<Holder> {
   name: string;
 }
+
+const holder = (id: number): Holder => ({ id });
 
 const TIMEOUT = 100;
 
@@ -16,7 +21,7 @@ function setup(t: TestContext) {
   let now = 1_000;
   const timedOut: string[] = [];
   const entries: Entry[] = [];
-  const pending = new PendingRequests<Entry>(
+  const pending = new PendingRequests<Holder, Entry>(
     () => now,
     (id, entry) => {
       assert.equal(entry.name, id, 'onTimeout gets the entry that was added under this id');
@@ -38,8 +43,8 @@ function setup(t: TestContext) {
       t.mock.timers.tick(ms);
     },
     /** Adds a request that times out TIMEOUT ms from now. */
-    add(id: string, link: BackendLink): Entry {
-      const entry: Entry = { name: id, link, deadline: now + TIMEOUT };
+    add(id: string, by: Holder): Entry {
+      const entry: Entry = { name: id, holder: by, deadline: now + TIMEOUT };
       pending.add(id, entry);
       return entry;
     },
@@ -49,7 +54,7 @@ function setup(t: TestContext) {
 describe('PendingRequests', () => {
   test('take removes and returns the entry once', (t) => {
     const s = setup(t);
-    const link = fakeLink(1);
+    const link = holder(1);
     const a = s.add('a', link);
     s.add('b', link);
     assert.equal(s.pending.size, 2);
@@ -60,21 +65,21 @@ describe('PendingRequests', () => {
     assert.equal(s.pending.size, 1);
   });
 
-  test('heldBy lists one link\'s requests oldest first, and follows a reassigned link', (t) => {
+  test('heldBy lists one holder\'s requests oldest first, and follows a reassigned holder', (t) => {
     const s = setup(t);
-    const l1 = fakeLink(1);
-    const l2 = fakeLink(2);
+    const l1 = holder(1);
+    const l2 = holder(2);
     const a = s.add('a', l1);
     const b = s.add('b', l2);
     const c = s.add('c', l1);
     const d = s.add('d', l2);
     assert.deepEqual(s.pending.heldBy(l1), [['a', a], ['c', c]]);
     assert.deepEqual(s.pending.heldBy(l2), [['b', b], ['d', d]]);
-    assert.deepEqual(s.pending.heldBy(fakeLink(3)), []);
+    assert.deepEqual(s.pending.heldBy(holder(3)), []);
     assert.equal(s.pending.size, 4, 'heldBy does not remove');
 
-    // Sent again on another backend: the entry's link changes in place.
-    a.link = l2;
+    // Sent again on another backend: the entry's holder changes in place.
+    a.holder = l2;
     assert.deepEqual(s.pending.heldBy(l1), [['c', c]]);
     assert.deepEqual(s.pending.heldBy(l2), [['a', a], ['b', b], ['d', d]]);
 
@@ -84,7 +89,7 @@ describe('PendingRequests', () => {
 
   test('takeAll returns everything in order and empties it; nothing times out afterwards', (t) => {
     const s = setup(t);
-    const link = fakeLink(1);
+    const link = holder(1);
     const a = s.add('a', link);
     s.advance(10);
     const b = s.add('b', link);
@@ -97,7 +102,7 @@ describe('PendingRequests', () => {
 
   test('timeouts fire at each deadline, in deadline order', (t) => {
     const s = setup(t);
-    const link = fakeLink(1);
+    const link = holder(1);
     s.add('a', link); // deadline 1100
     s.advance(10);
     s.add('b', link); // 1110
@@ -123,7 +128,7 @@ describe('PendingRequests', () => {
 
   test('a clock jump past every deadline times them all out, oldest first', (t) => {
     const s = setup(t);
-    const link = fakeLink(1);
+    const link = holder(1);
     for (const id of ['r1', 'r2', 'r3', 'r4', 'r5']) {
       s.add(id, link);
       s.advance(3);
@@ -134,7 +139,7 @@ describe('PendingRequests', () => {
 
   test('a request taken before its deadline never times out', (t) => {
     const s = setup(t);
-    const link = fakeLink(1);
+    const link = holder(1);
     s.add('a', link); // 1100
     s.advance(20);
     s.add('b', link); // 1120
@@ -157,7 +162,7 @@ describe('PendingRequests', () => {
 
   test('a request added after all others expired gets its own timer', (t) => {
     const s = setup(t);
-    const link = fakeLink(1);
+    const link = holder(1);
     s.add('a', link);
     s.advance(TIMEOUT);
     assert.deepEqual(s.timedOut, ['a']);
@@ -171,7 +176,7 @@ describe('PendingRequests', () => {
 
   test('a request added after every earlier one was taken still times out on time', (t) => {
     const s = setup(t);
-    const link = fakeLink(1);
+    const link = holder(1);
     s.add('a', link); // 1100; arms the timer
     s.pending.take('a');
     s.advance(50);
@@ -186,7 +191,7 @@ describe('PendingRequests', () => {
 
   test('stop cancels the timer; a later add arms a new one', (t) => {
     const s = setup(t);
-    const link = fakeLink(1);
+    const link = holder(1);
     s.add('a', link);
     s.pending.stop();
     s.advance(10 * TIMEOUT);
@@ -202,20 +207,20 @@ describe('PendingRequests', () => {
     t.mock.timers.enable({ apis: ['setTimeout'] });
     let now = 0;
     const timedOut: string[] = [];
-    const link = fakeLink(1);
-    const pending: PendingRequests<Entry> = new PendingRequests<Entry>(
+    const link = holder(1);
+    const pending: PendingRequests<Holder, Entry> = new PendingRequests<Holder, Entry>(
       () => now,
       (id) => {
         timedOut.push(id);
         // e.g. a retry, or a new request arriving from inside the callback
-        if (id === 'a') pending.add('retry', { name: 'retry', link, deadline: now + TIMEOUT });
+        if (id === 'a') pending.add('retry', { name: 'retry', holder: link, deadline: now + TIMEOUT });
       },
     );
     t.after(() => pending.stop());
-    pending.add('a', { name: 'a', link, deadline: 100 });
+    pending.add('a', { name: 'a', holder: link, deadline: 100 });
     now = 50;
     t.mock.timers.tick(50);
-    pending.add('b', { name: 'b', link, deadline: 150 });
+    pending.add('b', { name: 'b', holder: link, deadline: 150 });
     now = 100;
     t.mock.timers.tick(50); // a times out; the callback adds 'retry' (deadline 200)
     assert.deepEqual(timedOut, ['a']);
