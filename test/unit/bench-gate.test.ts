@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpuRatio, e2eChecks, lossCheck, pairOrder, parseArgs, settled, spreadTable, THRESHOLDS, type E2ERun, type GateReport } from '../../scripts/bench-gate';
+import { cpuRatio, e2eChecks, lossCheck, pairOrder, parseArgs, seriesTable, settled, spreadTable, THRESHOLDS, type E2ERun, type GateReport } from '../../scripts/bench-gate';
 
 function run(kind: E2ERun['kind'], cpuUsPerOp: number | null, lost = 0): E2ERun {
   return { kind, rate: 1000, cpuUsPerOp, p99: 1000, lost, errors: 0, verdict: lost > 0 ? `LOST ${lost} messages` : 'OK', harnessWorkerCpu: 50 };
@@ -67,6 +67,23 @@ test('the spread table gives min, median, max and passes per gated figure', () =
   assert.match(table, /noLoss\s+0\s+3\/3/);
 });
 
+test('the series table: load, the range of each figure, and the runs that pass today\'s thresholds, whatever a run was judged by', () => {
+  const report = (load: number, figures: Record<string, number>, lostNothing = true): GateReport =>
+    ({
+      machine: { loadAtStart: [load], loadAverage: [load + 1] },
+      checks: [...Object.entries(figures).map(([id, value]) => ({ id, name: id, measured: '', threshold: 'old', pass: true, value })), { id: 'noLoss', name: 'loss', measured: '', threshold: '0', pass: lostNothing }],
+    }) as GateReport;
+  const ok = { framerVsFloor: THRESHOLDS.framerVsFloor, serializersVsJson: 2, pingpongCpu: THRESHOLDS.pingpongCpu, fanoutCpu: 1 };
+  const table = seriesTable([
+    { name: 'busy', runs: [report(2, ok), report(3.5, { ...ok, fanoutCpu: THRESHOLDS.fanoutCpu * 1.01 }), report(1, ok, false)] },
+    { name: 'micro only', runs: [report(4, { framerVsFloor: 0.9, serializersVsJson: 2 })] },
+  ]);
+  const rows = table.split('\n');
+  assert.match(rows[0]!, /^\| series \| gate runs \| 1-min load \| `framerVsFloor` >= 0\.80x \| `serializersVsJson` >= 1\.67x \| `pingpongCpu` <= 2\.20x \| `fanoutCpu` <= 1\.20x \| runs passing/);
+  assert.equal(rows[2], `| busy | 3 | 1.0-4.5 | 0.80-0.80x | 2.00-2.00x | 2.20-2.20x | 1.00-${(THRESHOLDS.fanoutCpu * 1.01).toFixed(2)}x | 1/3 |`);
+  assert.equal(rows[3], '| micro only | 1 | 4.0-5.0 | 0.90-0.90x | 2.00-2.00x | - | - | 0/1 |', 'a figure not measured does not pass');
+});
+
 test('flags: defaults, overrides, and bad values refused', () => {
   const d = parseArgs([]);
   assert.equal(d.runs, undefined);
@@ -78,7 +95,9 @@ test('flags: defaults, overrides, and bad values refused', () => {
   assert.equal(o.duration, 1.5);
   assert.equal(o.skipMicro, true);
   assert.equal(o.repeat, 3);
-  for (const bad of [['--runs', '0'], ['--runs', 'x'], ['--duration', '0'], ['--micro-rounds', '4'], ['--repeat', '-1'], ['--warmup', '-1']]) {
+  assert.equal(d.spread, undefined);
+  assert.deepEqual(parseArgs(['--spread', 'a.json', 'b.json']).spread, ['a.json', 'b.json']);
+  for (const bad of [['--spread'], ['a.json'], ['--runs', '0'], ['--runs', 'x'], ['--duration', '0'], ['--micro-rounds', '4'], ['--repeat', '-1'], ['--warmup', '-1']]) {
     assert.throws(() => parseArgs(bad), Error, bad.join(' '));
   }
 });
