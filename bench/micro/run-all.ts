@@ -35,6 +35,7 @@ import {
 import { FLOOR_WORKLOADS, framerSuite, NAIVE_WORKLOAD } from './framer.bench';
 import { ringSuite } from './ring-buffer.bench';
 import { serializersSuite } from './serializers.bench';
+import { textCheckSuite } from './text-check.bench';
 
 export interface MicroPairDetail {
   title: string;
@@ -97,7 +98,7 @@ export interface MicroRatios {
 }
 
 export function allSuites(): MicroSuite[] {
-  return [framerSuite(), ringSuite(), serializersSuite(), balancerSuite()];
+  return [framerSuite(), ringSuite(), serializersSuite(), balancerSuite(), textCheckSuite()];
 }
 
 function pairDetail(r: PairResult): MicroPairDetail {
