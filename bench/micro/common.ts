@@ -2,12 +2,14 @@
  * Shared plumbing for the micro benchmarks (bench/micro/*.bench.ts).
  *
  * Each suite is a list of cases: `pairs` put our implementation next to the
- * naive one it replaces (the CI gate reads their ratio), `singles` are plain
+ * naive one it replaces, or next to a floor of the work any implementation
+ * must do (the CI gate reads some of their ratios), `singles` are plain
  * costs. Figures come from `measurePair`: it interleaves the two sides of a
  * pair over several short rounds, each measured by mitata's measure() on the
  * process's CPU clock, and keeps the median of the per-round ratios, so a
  * burst of noise from the other core spoils one round, not the figure.
- * run-all.ts measures every suite that way (measureMicro(), for the CI gate);
+ * run-all.ts measures every suite that way (measureMicro(); measureGateMicro()
+ * for the CI gate);
  * a suite file run alone (`node dist/bench/micro/framer.bench.js`) prints the
  * same figures for its own cases, and with --mitata first mitata's full
  * report (bench/group/summary/run: wall clock, histograms, slower).
@@ -34,6 +36,7 @@ export interface MicroPair {
   key: string;
   title: string;
   ours: MicroCase;
+  /** What ours is compared with: the naive code it replaces, or a floor (see the suite). */
   naive: MicroCase;
 }
 

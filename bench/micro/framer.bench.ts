@@ -15,10 +15,18 @@
  *  - large:  64 KiB lines in 16 KiB reads;
  *  - mix:    line sizes drawn with a fixed seed (80% 150-250 B, 15% 1-8 KiB,
  *            5% 16-128 KiB), cut into reads of sizes drawn from 1448..65536.
- *            This is the one the CI gate reads (framerVsNaive).
+ *            Reported against the naive framer (framerVsNaive).
  *
  * One informational pair more: the mix with the router's JSON.parse of each
  * line on top, the figure a backend link actually pays per line.
+ *
+ * And LineFramer against the decode floor on every workload: the least any
+ * framer must do, decode each read once and cut the text at each newline
+ * (not a framer: a line spread over reads comes out in pieces). Both sides
+ * spend their time in the same primitives (utf8 decode, indexOf, slice), so
+ * their ratio stays put when the CPU or V8's JIT moves both, where the ratio
+ * to the naive framer (string concatenation and re-splitting) does not. The
+ * CI gate reads the floor pairs of workloads (a) and (c) (framerVsFloor).
  *
  *   node dist/bench/micro/framer.bench.js [--mitata]
  */
@@ -44,6 +52,23 @@ export class NaiveFramer {
 
   get pending(): string {
     return this.buffered;
+  }
+}
+
+/**
+ * The decode floor: each read decoded with one toString and cut at each
+ * newline, nothing carried over between reads. Same primitives as LineFramer,
+ * minus the work of joining lines spread over reads.
+ */
+export function decodeFloor(chunk: Buffer, onPiece: (piece: string) => void): void {
+  const text = chunk.toString('utf8');
+  let from = 0;
+  for (;;) {
+    const nl = text.indexOf('\n', from);
+    const end = nl === -1 ? text.length : nl;
+    if (end > from) onPiece(text.slice(from, end));
+    if (nl === -1) return;
+    from = nl + 1;
   }
 }
 
@@ -169,8 +194,15 @@ export function assertSameLines(stream: Stream): void {
   }
 }
 
-// The two factories below are the same shape on purpose, one per side, so that
-// no call site's type feedback is shared between the two framers.
+/** Asserts that the decode floor, as benchmarked, decodes every byte of the stream but its newlines. */
+export function assertFloorDecodesAll(stream: Stream): void {
+  let chars = 0;
+  for (const c of stream.chunks) decodeFloor(c, (piece) => (chars += piece.length));
+  assert.equal(chars, stream.bytes - stream.lines.length, 'the floor decodes every byte but the newlines');
+}
+
+// The factories below are the same shape on purpose, one per side, so that
+// no call site's type feedback is shared between the framers.
 function oursCase(w: Workload): MicroPair['ours'] {
   const chunks = w.stream.chunks;
   let chars = 0;
@@ -203,18 +235,50 @@ function naiveCase(w: Workload): MicroPair['naive'] {
   };
 }
 
-/** The workload on which the gate's framerVsNaive is read. */
-export const GATE_WORKLOAD = 'mix';
+function floorCase(w: Workload): MicroPair['naive'] {
+  const chunks = w.stream.chunks;
+  let chars = 0;
+  const onPiece = (piece: string): void => {
+    chars += piece.length;
+  };
+  return {
+    key: `framer.floor.${w.key}.floor`,
+    name: `decode floor (${w.key})`,
+    items: w.stream.lines.length,
+    unit: 'line',
+    fn: () => {
+      for (let i = 0; i < chunks.length; i++) decodeFloor(chunks[i] as Buffer, onPiece);
+      do_not_optimize(chars);
+    },
+  };
+}
+
+/** The workload on which framerVsNaive is read. */
+export const NAIVE_WORKLOAD = 'mix';
+/**
+ * The workloads on whose floor pairs the gate's framerVsFloor is read: whole
+ * lines in big reads (a) and lines spread over several reads (c). The mix (d)
+ * is left out of the gate: its 16-128 KiB lines make both sides allocate
+ * large buffers and strings, and its per-round ratio moves by +-25 % with the
+ * garbage collector (docs/benchmarks.md, "The CI gate").
+ */
+export const FLOOR_WORKLOADS = ['small', 'large'] as const;
 
 export function framerSuite(): MicroSuite {
   const ws = workloads();
-  for (const w of ws) assertSameLines(w.stream);
+  for (const w of ws) {
+    assertSameLines(w.stream);
+    assertFloorDecodesAll(w.stream);
+  }
   const byKey = new Map(ws.map((w) => [w.key, w]));
   assert.ok((byKey.get('small') as Workload).stream.straddles >= (byKey.get('small') as Workload).stream.chunks.length - 2, 'lines straddle the read edges');
   const pairs: MicroPair[] = ws.map((w) => ({ key: `framer.${w.key}`, title: w.title, ours: oursCase(w), naive: naiveCase(w) }));
 
+  // The same workloads against the decode floor (a fresh LineFramer per pair).
+  for (const w of ws) pairs.push({ key: `framer.floor.${w.key}`, title: `${w.title}, LineFramer against the decode floor`, ours: { ...oursCase(w), key: `framer.floor.${w.key}.ours` }, naive: floorCase(w) });
+
   // Informational: the mix plus the router's JSON.parse of each line.
-  const mix = byKey.get(GATE_WORKLOAD) as Workload;
+  const mix = byKey.get(NAIVE_WORKLOAD) as Workload;
   const mixChunks = mix.stream.chunks;
   let oursParsed = 0;
   const lfParse = new LineFramer(MAX_LINE, (line) => (oursParsed += (JSON.parse(line) as { action: string }).action.length), () => {});

@@ -3,18 +3,24 @@
  * in order, exactly once; sockets sharing a client id on several nodes;
  * NATS's max_payload; a two-server NATS cluster with routes.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { clusterNode, hears, metric } from '../helpers/cluster-nodes';
+import { clusterNode, hears, metric, nodeWithBackendThenPeer } from '../helpers/cluster-nodes';
 import { startNats } from '../helpers/nats';
-import { RawBackend } from '../helpers/raw-backend';
+import { RawBackend, type Line } from '../helpers/raw-backend';
 import { clientFor } from '../helpers/fixtures';
 import { upgradeStatus, type TestClient } from '../helpers/ws-client';
 
 const client = clientFor;
 
-async function backendOn(t: import('node:test').TestContext, port: number): Promise<RawBackend> {
-  const backend = await RawBackend.connect(port, { accept: (line) => ({ accepted: true, client_id: new URLSearchParams(String(line.params.query)).get('client_id') ?? undefined, room_id: new URLSearchParams(String(line.params.query)).get('room') ?? line.params.url }) });
+/** Accepts every client with the client_id and room of its query (room: the url when absent). */
+const acceptFromQuery = (line: Line): Record<string, unknown> => {
+  const query = new URLSearchParams(String(line.params.query));
+  return { accepted: true, client_id: query.get('client_id') ?? undefined, room_id: query.get('room') ?? line.params.url };
+};
+
+async function backendOn(t: TestContext, port: number): Promise<RawBackend> {
+  const backend = await RawBackend.connect(port, { accept: acceptFromQuery });
   t.after(() => backend.kill());
   return backend;
 }
@@ -24,10 +30,7 @@ const STRANGE_IDS = ['a.b.c', 'star*', 'gt>', 'with space', '日本語 ü', '  '
 
 test('room and client ids holding dots, wildcards, whitespace or non-ASCII reach the right clients on every node', async (t) => {
   const nats = await startNats(t);
-  const a = await clusterNode(t, nats.url, 'a');
-  const backend = await backendOn(t, a.tcpPort);
-  const b = await clusterNode(t, nats.url, 'b');
-  await hears(b, 'a', 1);
+  const { b, backend } = await nodeWithBackendThenPeer(t, nats.url, acceptFromQuery);
   const onB: TestClient[] = [];
   for (const [i, id] of STRANGE_IDS.entries()) {
     onB.push(await client(t, `ws://127.0.0.1:${b.wsPort}/x?client_id=${encodeURIComponent(`${i === 0 ? '' : `c${i}`}${id}`)}&room=${encodeURIComponent(id)}`));
@@ -64,10 +67,7 @@ test('a backend\'s sends reach every node in the order it sent them, each exactl
 
 test('sockets sharing a client_id on different nodes all get its message_to_connection', async (t) => {
   const nats = await startNats(t);
-  const a = await clusterNode(t, nats.url, 'a');
-  const backend = await backendOn(t, a.tcpPort);
-  const b = await clusterNode(t, nats.url, 'b');
-  await hears(b, 'a', 1);
+  const { a, b, backend } = await nodeWithBackendThenPeer(t, nats.url, acceptFromQuery);
   const tabs = [await client(t, `ws://127.0.0.1:${a.wsPort}/r?client_id=same`), await client(t, `ws://127.0.0.1:${b.wsPort}/r?client_id=same`), await client(t, `ws://127.0.0.1:${b.wsPort}/r?client_id=same`)];
   for (let i = 0; i < 3; i++) await backend.next('new_connection');
   backend.send({ request_id: 'd', action: 'message_to_connection', params: { conn_id: 'same', message: 'to every tab' } });
@@ -87,10 +87,7 @@ test('no backend anywhere: an upgrade on any node gets 503 at once', async (t) =
 
 test('a message over the NATS server\'s max_payload is refused with an error event and a counter; smaller ones pass', async (t) => {
   const nats = await startNats(t, { maxPayload: 64 * 1024 });
-  const a = await clusterNode(t, nats.url, 'a');
-  const backend = await backendOn(t, a.tcpPort);
-  const b = await clusterNode(t, nats.url, 'b');
-  await hears(b, 'a', 1);
+  const { a, b, backend } = await nodeWithBackendThenPeer(t, nats.url, acceptFromQuery);
   const far = await client(t, `ws://127.0.0.1:${b.wsPort}/r?client_id=far`);
   await backend.next('new_connection');
   backend.send({ request_id: 'big', action: 'message_to_room', params: { room_id: '/r', message: 'x'.repeat(100 * 1024) } });

@@ -4,19 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clusterNode, hears, metric, readyz } from '../helpers/cluster-nodes';
+import { metric, nodeWithBackendThenPeer, readyz } from '../helpers/cluster-nodes';
 import { clientFor } from '../helpers/fixtures';
 import { startNats } from '../helpers/nats';
-import { RawBackend } from '../helpers/raw-backend';
 
 for (const [how, signal] of [['is killed', 'SIGKILL'], ['stops', 'SIGTERM']] as const) {
   test(`a node that ${how}: the survivors' backends are told what became of its clients`, async (t) => {
     const nats = await startNats(t);
-    const a = await clusterNode(t, nats.url, 'a');
-    const backend = await RawBackend.connect(a.tcpPort, { accept: true });
-    t.after(() => backend.kill());
-    const b = await clusterNode(t, nats.url, 'b');
-    await hears(b, 'a', 1);
+    const { a, b, backend } = await nodeWithBackendThenPeer(t, nats.url);
     await clientFor(t, `ws://127.0.0.1:${b.wsPort}/r?client_id=on-b`);
     await backend.next('new_connection');
     b.child.kill(signal);
@@ -30,11 +25,7 @@ for (const [how, signal] of [['is killed', 'SIGKILL'], ['stops', 'SIGTERM']] as 
 
 test('NATS killed and restarted under load: every node keeps serving its own clients, says the bus is down, reconnects, resubscribes and catches up', async (t) => {
   const nats = await startNats(t);
-  const a = await clusterNode(t, nats.url, 'a');
-  const backend = await RawBackend.connect(a.tcpPort, { accept: true });
-  t.after(() => backend.kill());
-  const b = await clusterNode(t, nats.url, 'b');
-  await hears(b, 'a', 1);
+  const { a, b, backend } = await nodeWithBackendThenPeer(t, nats.url);
   const near = await clientFor(t, `ws://127.0.0.1:${a.wsPort}/r?client_id=near`);
   const far = await clientFor(t, `ws://127.0.0.1:${b.wsPort}/r?client_id=far`);
   await backend.next('new_connection');

@@ -1,4 +1,5 @@
 import type { TestContext } from 'node:test';
+import { RawBackend, type RawBackendOptions } from './raw-backend';
 import { portOf, spawnBroker } from './spawn-broker';
 
 export type Node = Awaited<ReturnType<typeof spawnBroker>> & { id: string; metricsPort: number };
@@ -24,4 +25,14 @@ export async function metric(node: Node, name: string, labels = ''): Promise<num
 /** The status of a node's /readyz. */
 export async function readyz(node: Node): Promise<number> {
   return (await fetch(`http://127.0.0.1:${node.metricsPort}/readyz`)).status;
+}
+
+/** Node a with a raw backend, then node b once it has heard of that backend: where most cluster tests start. */
+export async function nodeWithBackendThenPeer(t: TestContext, natsUrls: string, accept: RawBackendOptions['accept'] = true): Promise<{ a: Node; b: Node; backend: RawBackend }> {
+  const a = await clusterNode(t, natsUrls, 'a');
+  const backend = await RawBackend.connect(a.tcpPort, { accept });
+  t.after(() => backend.kill());
+  const b = await clusterNode(t, natsUrls, 'b');
+  await hears(b, 'a', 1);
+  return { a, b, backend };
 }

@@ -3,6 +3,12 @@ import { StringDecoder } from 'node:string_decoder';
 import { once } from 'node:events';
 import { AsyncQueue } from './async-queue';
 
+/** accept: answer every connection_request with an acceptance (true: the client_id of the query, the url as room), or with what the function returns. */
+export interface RawBackendOptions {
+  accept?: boolean | ((line: Line) => Record<string, unknown> | undefined);
+  keepBytes?: boolean;
+}
+
 export interface Line {
   request_id: string;
   action: string;
@@ -47,7 +53,7 @@ export class RawBackend {
     this.closed = once(socket, 'close').then(() => undefined);
   }
 
-  static async connect(port: number, options: { accept?: boolean | ((line: Line) => Record<string, unknown> | undefined); keepBytes?: boolean } = {}): Promise<RawBackend> {
+  static async connect(port: number, options: RawBackendOptions = {}): Promise<RawBackend> {
     const socket = connect(port, '127.0.0.1');
     await once(socket, 'connect');
     const backend = new RawBackend(socket, options.keepBytes === true);
