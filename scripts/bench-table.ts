@@ -43,7 +43,7 @@ import { DEFAULTS, runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchO
 import { pinHarness } from './bench-gate';
 
 const ROOT = path.join(__dirname, '..', '..');
-const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 const INDEX = 'table.json';
 const START_MARKER = '<!-- bench-table:start -->';
 const END_MARKER = '<!-- bench-table:end -->';
@@ -330,7 +330,7 @@ function renderTable(index: Index): string {
 }
 
 /** Replaces the text between the markers in `file` with `body`. */
-function writeIntoDoc(file: string, body: string, startMarker = START_MARKER, endMarker = END_MARKER): void {
+export function writeIntoDoc(file: string, body: string, startMarker = START_MARKER, endMarker = END_MARKER): void {
   const text = readFileSync(file, 'utf8');
   const start = text.indexOf(startMarker);
   const end = text.indexOf(endMarker);
