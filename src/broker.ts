@@ -208,6 +208,7 @@ export class Broker {
           opened: () => gateway.stats.opened,
           closedBy: () => gateway.stats.closedBy,
           disconnectedByBackend: () => gateway.stats.disconnectedByBackend,
+          closedInUpgrade: () => gateway.stats.closedInUpgrade,
           refused: () => authorizer.stats.refused,
           waiting: () => authorizer.waiting,
           slots: () => authorizer.slots,

@@ -28,6 +28,7 @@ export interface StatsView {
     readonly opened: number;
     readonly closedBy: Readonly<ClosedBy>;
     readonly disconnectedByBackend: number;
+    readonly closedInUpgrade: number;
     /** Upgrades refused, by HTTP status. */
     readonly refused: Readonly<Record<RejectStatus, number>>;
     /** Upgrades waiting for a backend's answer now. */

@@ -59,6 +59,8 @@ export interface GatewayStats {
   closedBy: ClosedBy;
   /** Sockets closed on a backend's `disconnect` (also counted in closedBy by their code). */
   disconnectedByBackend: number;
+  /** Sockets uWS closed inside the cork that opened them (also counted in opened and closedBy). */
+  closedInUpgrade: number;
 }
 
 function closeReason(code: number, message: ArrayBuffer): keyof ClosedBy {
@@ -101,6 +103,7 @@ export class Gateway implements ClientHub, Component {
     opened: 0,
     closedBy: { normal: 0, going_away: 0, too_big: 0, invalid_utf8: 0, idle_timeout: 0, abnormal: 0, other: 0 },
     disconnectedByBackend: 0,
+    closedInUpgrade: 0,
   };
   /** Each room's members: client id -> its sockets in the room. uWS keeps the subscriptions themselves. */
   private readonly rooms = new Map<string, Map<string, number>>();
@@ -423,13 +426,23 @@ export class Gateway implements ClientHub, Component {
     const session = ws.getUserData();
     // Nothing else keeps the socket, so no later path can touch it once it leaves these maps (uWS rule 1).
     session.closed = true;
-    this.openCount--;
-    const sockets = this.clients.get(session.clientId);
-    if (sockets !== undefined && sockets.delete(ws) && sockets.size === 0) {
-      this.clients.delete(session.clientId);
-      this.membership?.clientClosed(session.clientId);
+    const waiting = this.opened?.indexOf(ws) ?? -1;
+    if (waiting !== -1) {
+      // uWS closed it inside the cork that opened it (upgradeCorked; the same upstream fault, seen under node --cpu-prof),
+      // before open() ran: it never joined anything, and to the backend that accepted it, it connected and left.
+      this.opened!.splice(waiting, 1);
+      this.stats.opened++;
+      this.stats.closedInUpgrade++;
+      this.handler.onOpen(session);
+    } else {
+      this.openCount--;
+      const sockets = this.clients.get(session.clientId);
+      if (sockets !== undefined && sockets.delete(ws) && sockets.size === 0) {
+        this.clients.delete(session.clientId);
+        this.membership?.clientClosed(session.clientId);
+      }
+      for (const roomId of session.rooms) this.leave(session, roomId);
     }
-    for (const roomId of session.rooms) this.leave(session, roomId);
     this.stats.closedBy[closeReason(code, message)]++;
     this.handler.onClose(session, code);
     if (this.openCount === 0) this.stopping?.();

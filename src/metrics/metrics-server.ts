@@ -49,6 +49,7 @@ export function buildRegistry(stats: StatsView): Registry {
   counter('strands_connections_closed_total', 'WebSocket connections closed, by reason', ['reason'], each(() => connections.closedBy, 'reason'));
   counter('strands_connections_refused_total', 'WebSocket upgrades refused, by HTTP status', ['status'], each(() => connections.refused, 'status'));
   counter('strands_connections_disconnected_by_backend_total', 'WebSocket connections closed on a backend\'s disconnect', [], (set) => set({}, connections.disconnectedByBackend));
+  counter('strands_connections_closed_in_upgrade_total', 'WebSocket connections closed by uWebSockets.js as their upgrade completed', [], (set) => set({}, connections.closedInUpgrade));
   gauge('strands_upgrades_waiting', 'Upgrades waiting for a backend\'s answer', () => connections.waiting);
   counter('strands_upgrades_abandoned_total', 'Clients that left while their upgrade waited for a backend', [], (set) => set({}, connections.abandoned));
   counter('strands_late_responses_total', 'Backend answers to connection requests that had already ended (ignored)', [], (set) => set({}, connections.lateResponses));

@@ -16,7 +16,7 @@ export function hears(node: Node, other: string, backends: number, timeoutMs = 1
 }
 
 /** One sample of a Prometheus series from a node's /metrics (0 when absent). */
-export async function metric(node: Node, name: string, labels = ''): Promise<number> {
+export async function metric(node: Pick<Node, 'metricsPort'>, name: string, labels = ''): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${node.metricsPort}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(labels === '' ? `${name} ` : `${name}{${labels}}`));
   return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));

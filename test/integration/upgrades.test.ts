@@ -8,9 +8,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import WebSocket from 'ws';
+import { metric } from '../helpers/cluster-nodes';
 import { backendFor, brokerFor, clientFor, joinedClient, takeAll, takeOne, tolerateReset, waitUntil } from '../helpers/fixtures';
-import { upgradeStatus } from '../helpers/ws-client';
+import { portOf, spawnBroker } from '../helpers/spawn-broker';
+import { openClient, upgradeStatus, type TestClient } from '../helpers/ws-client';
 
 const KiB = 1024;
 
@@ -169,4 +174,34 @@ test('connection requests never make the broker drop a backend that reads slowly
   await waitUntil(() => broker.broker.stats.backends.links.every((l) => !l.aboveHighWaterMark), 'the backend caught up', 10_000);
   const { client: after } = await joinedClient(t, broker, backend, 'after');
   assert.equal(after.ws.readyState, after.ws.OPEN);
+});
+
+test('a socket uWS closes in the same step that completes its upgrade (under node --cpu-prof, the first one): the backend hears it came and left, nothing of it stays, and it is counted', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'strands-cpu-prof-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const broker = await spawnBroker(t, ['--metrics-port', '0', '--log-level', 'info'], {}, ['sh', '-c', `exec "$0" --cpu-prof --cpu-prof-dir=${dir} "$@"`]);
+  const metrics = { metricsPort: portOf(broker.listening.metrics) };
+  const backend = await backendFor(t, broker.tcpPort, { accept: true });
+  const ids = ['a', 'b', 'c'];
+  const clients: TestClient[] = [];
+  for (const id of ids) {
+    const client = await openClient(`ws://127.0.0.1:${broker.wsPort}/r?client_id=${id}`);
+    t.after(() => client.ws.terminate());
+    clients.push(client);
+    assert.equal((await backend.next('new_connection')).params.context.client_id, id);
+  }
+  // The broker counts such a socket, and tells the backend, before it sends the new_connection of the next client.
+  const closedInUpgrade = await metric(metrics, 'strands_connections_closed_in_upgrade_total');
+  assert.ok(closedInUpgrade >= 1, 'no socket was closed in its upgrade: this test no longer reaches that path');
+  for (let i = 0; i < closedInUpgrade; i++) {
+    const id = String((await backend.next('disconnected')).params.context.client_id);
+    assert.equal((await clients[ids.indexOf(id)]!.closed).code, 1006, `${id} saw its connection cut`);
+  }
+  assert.equal(await metric(metrics, 'strands_connections_open'), ids.length - closedInUpgrade);
+  for (const client of clients) await client.close();
+  for (let i = closedInUpgrade; i < ids.length; i++) await backend.next('disconnected');
+  assert.equal(await metric(metrics, 'strands_connections_open'), 0);
+  assert.equal(await metric(metrics, 'strands_connections_opened_total'), ids.length);
+  const defects = broker.stdout.pending.filter((l) => String(l.msg).startsWith('internal error'));
+  assert.deepEqual(defects, [], 'the broker met a closed socket where it expected an open one');
 });
