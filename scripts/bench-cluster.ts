@@ -44,7 +44,7 @@ import { median } from '../bench/micro/common';
 import { exitOnSignals, runOn, writeOutputs, type BenchResult, type Target } from '../src/bench';
 import { readMachineCpuUs } from '../src/bench/proc-stats';
 import { pinHarness } from './bench-gate';
-import { commandLine, RESULTS_DIR, writeIntoDoc, type ResultsIndex } from './bench-table';
+import { commandLine, exitWith, RESULTS_DIR, writeIntoDoc, type ResultsIndex } from './bench-table';
 
 const INDEX = 'fanout-cluster.json';
 export const CLUSTER_START = '<!-- bench-cluster:start -->';
@@ -334,12 +334,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) exitWith(main);

@@ -401,7 +401,8 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
+/** Runs a script's main and exits with the status it returns (1, after the error, if it throws). */
+export function exitWith(main: () => Promise<number>): void {
   main().then(
     (code) => process.exit(code),
     (err: unknown) => {
@@ -410,3 +411,5 @@ if (require.main === module) {
     },
   );
 }
+
+if (require.main === module) exitWith(main);
