@@ -3,7 +3,7 @@
  * bounded by the flags: valid UTF-8 in every text frame, memory for a room
  * message within the documented formula, messages over --max-message refused.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { backendFor, brokerFor, joinedClient, waitUntil } from '../helpers/fixtures';
@@ -19,6 +19,18 @@ function memory(pid: number): { rss: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * KiB;
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+/** A broker process with `args`, a raw backend, and `count` reading clients in room /big, each one's new_connection seen. */
+async function roomOfClients(t: TestContext, args: string[], count: number): Promise<{ broker: Awaited<ReturnType<typeof spawnBroker>>; backend: RawBackend; clients: TestClient[] }> {
+  const broker = await spawnBroker(t, args);
+  const backend = await RawBackend.connect(broker.tcpPort, { accept: true });
+  t.after(() => backend.kill());
+  const clients: TestClient[] = [];
+  t.after(() => clients.forEach((c) => c.ws.terminate()));
+  for (let i = 0; i < count; i++) clients.push(await openClient(`ws://127.0.0.1:${broker.wsPort}/big?client_id=c${i}`));
+  await waitUntil(() => backend.lines.pending.filter((l) => l.action === 'new_connection').length === count, `${count} clients joined`, 20_000);
+  return { broker, backend, clients };
 }
 
 test('a lone surrogate from a backend (an emoji cut in half) reaches clients as U+FFFD in valid UTF-8; nobody is disconnected', async (t) => {
@@ -44,13 +56,7 @@ test('a lone surrogate from a backend (an emoji cut in half) reaches clients as 
 test('the largest message --max-message allows, sent to a room of 500 reading clients, keeps the broker within the memory formula', async (t) => {
   const maxMessage = 256 * KiB;
   const maxBackpressure = 1 * MiB;
-  const broker = await spawnBroker(t, ['--max-payload', String(maxMessage), '--max-backpressure', String(maxBackpressure)]);
-  const backend = await RawBackend.connect(broker.tcpPort, { accept: true });
-  t.after(() => backend.kill());
-  const clients: TestClient[] = [];
-  t.after(() => clients.forEach((c) => c.ws.terminate()));
-  for (let i = 0; i < 500; i++) clients.push(await openClient(`ws://127.0.0.1:${broker.wsPort}/big?client_id=c${i}`));
-  await waitUntil(() => backend.lines.pending.filter((l) => l.action === 'new_connection').length === 500, '500 clients joined', 20_000);
+  const { broker, backend, clients } = await roomOfClients(t, ['--max-payload', String(maxMessage), '--max-backpressure', String(maxBackpressure)], 500);
   const before = memory(broker.child.pid as number);
   const message = 'm'.repeat(maxMessage);
   let received = 0;
@@ -66,13 +72,7 @@ test('the largest message --max-message allows, sent to a room of 500 reading cl
 });
 
 test('a 10 MB message is refused with an error event; memory grows by what was read at most, never by a copy per recipient', async (t) => {
-  const broker = await spawnBroker(t, []);
-  const backend = await RawBackend.connect(broker.tcpPort, { accept: true });
-  t.after(() => backend.kill());
-  const clients: TestClient[] = [];
-  t.after(() => clients.forEach((c) => c.ws.terminate()));
-  for (let i = 0; i < 100; i++) clients.push(await openClient(`ws://127.0.0.1:${broker.wsPort}/big?client_id=c${i}`));
-  await waitUntil(() => backend.lines.pending.filter((l) => l.action === 'new_connection').length === 100, '100 clients joined', 20_000);
+  const { broker, backend, clients } = await roomOfClients(t, [], 100);
   const pid = broker.child.pid as number;
   const before = memory(pid);
   // Over --max-line (6 x --max-message + 64 KiB by default): discarded as it streams in, never held whole.

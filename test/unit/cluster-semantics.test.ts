@@ -25,6 +25,15 @@ async function knows(broker: TestBroker, count: number): Promise<void> {
   await waitUntil(() => (broker.broker.stats.cluster?.nodes ?? []).filter((n) => n.backends > 0).length === count, `the directory knows ${count} nodes with backends`);
 }
 
+/** Nodes a and b on `bus`, a raw backend on a, once b's directory knows it: where most of these tests start. */
+async function nodeWithBackendThenPeer(t: TestContext, bus = new MemoryBus()): Promise<{ a: TestBroker; b: TestBroker; backend: RawBackend }> {
+  const a = await node(t, bus, 'a');
+  const b = await node(t, bus, 'b');
+  const backend = await backendFor(t, a.tcpPort, { accept: true });
+  await knows(b, 1);
+  return { a, b, backend };
+}
+
 async function join(t: TestContext, broker: TestBroker, backend: RawBackend, clientId: string, room = '/room'): Promise<TestClient> {
   const client = await clientFor(t, broker.url(`${room}?client_id=${encodeURIComponent(clientId)}`));
   await backend.next('new_connection', 5000, (l) => l.params.context.client_id === clientId);
@@ -55,11 +64,7 @@ test('one node makes no bus call at all: a bus whose every method throws is neve
 });
 
 test('sends reach every node\'s clients exactly once, in the order the backend sent them; exclude holds on every node', async (t) => {
-  const bus = new MemoryBus();
-  const a = await node(t, bus, 'a');
-  const b = await node(t, bus, 'b');
-  const backend = await backendFor(t, a.tcpPort, { accept: true });
-  await knows(b, 1);
+  const { a, b, backend } = await nodeWithBackendThenPeer(t);
   const x = await join(t, a, backend, 'x');
   const y = await join(t, b, backend, 'y');
   const z = await join(t, b, backend, 'z');
@@ -79,11 +84,7 @@ test('sends reach every node\'s clients exactly once, in the order the backend s
 });
 
 test('join_room, leave_room and disconnect act on the client\'s sockets on every node; room_info counts the whole cluster', async (t) => {
-  const bus = new MemoryBus();
-  const a = await node(t, bus, 'a');
-  const b = await node(t, bus, 'b');
-  const backend = await backendFor(t, a.tcpPort, { accept: true });
-  await knows(b, 1);
+  const { a, b, backend } = await nodeWithBackendThenPeer(t);
   const onA = await join(t, a, backend, 'multi', '/lobby');
   const onB = await join(t, b, backend, 'multi', '/lobby');
   const other = await join(t, b, backend, 'other', '/lobby');
@@ -124,11 +125,7 @@ test('a node subscribes to a room only while it has a member there (after a ling
 });
 
 test('with no backend anywhere, upgrades get 503 at once; events wait in each node\'s queue and go, in order, as soon as a backend appears anywhere', async (t) => {
-  const bus = new MemoryBus();
-  const a = await node(t, bus, 'a');
-  const b = await node(t, bus, 'b');
-  const first = await backendFor(t, a.tcpPort, { accept: true });
-  await knows(b, 1);
+  const { a, b, backend: first } = await nodeWithBackendThenPeer(t);
   const client = await join(t, b, first, 'waiter');
   first.kill();
   await knows(b, 0);
@@ -179,11 +176,7 @@ test('a message larger than the bus takes is refused with an error event and del
 });
 
 test('a client event only another node\'s backend could take, over the bus\'s max_payload, is dropped and counted, and the events after it go on', async (t) => {
-  const bus = new MemoryBus(4096);
-  const a = await node(t, bus, 'a');
-  const b = await node(t, bus, 'b');
-  const backend = await backendFor(t, a.tcpPort, { accept: true });
-  await knows(b, 1);
+  const { b, backend } = await nodeWithBackendThenPeer(t, new MemoryBus(4096));
   const far = await join(t, b, backend, 'far');
   far.ws.send('x'.repeat(5000));
   far.ws.send('small after it');
