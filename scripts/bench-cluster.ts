@@ -38,13 +38,13 @@
  */
 import { parseArgs as parseArgv } from 'node:util';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { getPriority } from 'node:os';
+import { getPriority, loadavg } from 'node:os';
 import * as path from 'node:path';
 import { median } from '../bench/micro/common';
 import { exitOnSignals, runOn, writeOutputs, type BenchResult, type Target } from '../src/bench';
 import { readMachineCpuUs } from '../src/bench/proc-stats';
-import { pinHarness } from './bench-gate';
-import { commandLine, exitWith, RESULTS_DIR, writeIntoDoc, type ResultsIndex } from './bench-table';
+import { pinHarness, runMain } from './bench-gate';
+import { commandLine, RESULTS_DIR, writeIntoDoc, type ResultsIndex } from './bench-table';
 
 const INDEX = 'fanout-cluster.json';
 export const CLUSTER_START = '<!-- bench-cluster:start -->';
@@ -154,11 +154,6 @@ async function waitForQuiet(limit: number | undefined): Promise<number> {
   return busy;
 }
 
-function loadAverage(): [number, number, number] {
-  const [one, five, fifteen] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
-  return [one!, five!, fifteen!];
-}
-
 /** The variants in round `round`'s order: rotated by one each round. */
 export function roundOrder(round: number): Variant[] {
   const shift = (round - 1) % VARIANTS.length;
@@ -174,7 +169,8 @@ async function measureSeries(o: SeriesOptions, cpu: number | undefined, pinning:
       const disturbed: string[] = [];
       for (let attempt = 1; ; attempt++) {
         const busyBefore = Math.round(await waitForQuiet(o.quietBelow));
-        const load = loadAverage();
+        // As /proc/loadavg prints it: two decimals.
+        const load = loadavg().map((v) => Math.round(v * 100) / 100) as [number, number, number];
         process.stderr.write(`round ${round}/${o.runs}: ${VARIANT_LABEL[variant]} (load average ${load.join(' ')}, machine busy ${busyBefore}% of a core)...\n`);
         const result = await runOn(target, { scenario: 'fanout', roomSize: o.roomSize, rate: o.rate, payload: 64, duration: o.duration, warmup: o.warmup, drain: 2, clientNodes }, cpu);
         const r = result.results;
@@ -334,4 +330,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (require.main === module) exitWith(main);
+if (require.main === module) runMain(main);

@@ -570,13 +570,16 @@ async function main(): Promise<number> {
   return r.pass ? 0 : 1;
 }
 
-if (require.main === module) {
+/** Runs a script's main and exits with the status it returns; if it throws: the error, then `failLine` on stdout if given, and 1. */
+export function runMain(main: () => Promise<number>, failLine?: string): void {
   main().then(
     (code) => process.exit(code),
     (err: unknown) => {
       console.error(err);
-      console.log('FAIL: the gate could not run');
+      if (failLine !== undefined) console.log(failLine);
       process.exit(1);
     },
   );
 }
+
+if (require.main === module) runMain(main, 'FAIL: the gate could not run');

@@ -41,7 +41,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FRAMER_FLOOR_PAIRS, measureMicro, SERIALIZER_PAIR, type MicroRatios } from '../bench/micro/run-all';
 import { DEFAULTS, runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName } from '../src/bench';
-import { pinHarness, THRESHOLDS } from './bench-gate';
+import { pinHarness, runMain, THRESHOLDS } from './bench-gate';
 
 const ROOT = path.join(__dirname, '..', '..');
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
@@ -401,15 +401,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** Runs a script's main and exits with the status it returns (1, after the error, if it throws). */
-export function exitWith(main: () => Promise<number>): void {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    },
-  );
-}
-
-if (require.main === module) exitWith(main);
+if (require.main === module) runMain(main);
