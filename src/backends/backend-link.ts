@@ -17,6 +17,8 @@ export interface BackendLinkEvents {
 export interface OutgoingEvent {
   line: string;
   affinity: number;
+  /** Set on an event another node handed over: it goes to a backend here or waits here, never to the bus again. */
+  fromPeer?: true;
 }
 
 /** The affinity of lines that must not be queued again if their backend dies (heartbeats, connection requests, errors about that backend). */

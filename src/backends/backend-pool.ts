@@ -118,7 +118,7 @@ export class BackendPool implements Component {
     const unsent = link.takeUnsent();
     if (unsent.length === 0) return;
     for (let e = this.queue.shift(); e !== undefined; e = this.queue.shift()) unsent.push(e);
-    for (const event of unsent) this.dispatch(event.line, event.affinity);
+    for (const event of unsent) this.place(event.line, event.affinity, event.fromPeer === true);
   }
 
   private setLinks(links: BackendLink[]): void {
@@ -135,17 +135,22 @@ export class BackendPool implements Component {
 
   /** Sends an event (anything but a connection_request) to a backend, here or (in a cluster) on another node, or queues it. */
   dispatch(line: string, affinity: number): void {
-    this.place(line, affinity, this.peers);
+    this.place(line, affinity, false);
   }
 
-  /** An event another node handed over: to a backend here, or the queue here, never on again. */
+  /**
+   * An event another node handed over: to a backend here, or the queue here,
+   * never on again (the queue keeps that too, or two nodes whose backends are
+   * all backed up could pass it back and forth). Taken back from a backend
+   * here that died before writing it, it is dispatched as this node's own.
+   */
   dispatchLocal(line: string, affinity: number): void {
-    this.place(line, affinity, undefined);
+    this.place(line, affinity, true);
   }
 
-  private place(line: string, affinity: number, peers: PeerForwarder | undefined): void {
-    const target = this.queue.length === 0 ? this.target(line, affinity, peers) : undefined;
-    if (target === undefined) this.enqueue({ line, affinity });
+  private place(line: string, affinity: number, fromPeer: boolean): void {
+    const target = this.queue.length === 0 ? this.target(line, affinity, fromPeer) : undefined;
+    if (target === undefined) this.enqueue(fromPeer ? { line, affinity, fromPeer } : { line, affinity });
     else if (target !== HANDED_OVER) target.send(line, affinity);
   }
 
@@ -155,7 +160,8 @@ export class BackendPool implements Component {
    * (done here), or nowhere. Sending is left to the caller because a link's
    * send can write at once and, through onWritable, drain the queue again.
    */
-  private target(line: string, affinity: number, peers: PeerForwarder | undefined): BackendLink | typeof HANDED_OVER | undefined {
+  private target(line: string, affinity: number, fromPeer: boolean | undefined): BackendLink | typeof HANDED_OVER | undefined {
+    const peers = fromPeer ? undefined : this.peers;
     if (peers?.forward(line, affinity, false)) return HANDED_OVER;
     return this.balancer.pick(affinity) ?? (peers?.forward(line, affinity, true) ? HANDED_OVER : undefined);
   }
@@ -178,7 +184,7 @@ export class BackendPool implements Component {
   drainQueue(): void {
     const queue = this.queue;
     for (let next = queue.peek(); next !== undefined; next = queue.peek()) {
-      const target = this.target(next.line, next.affinity, this.peers);
+      const target = this.target(next.line, next.affinity, next.fromPeer);
       if (target === undefined) return;
       queue.shift();
       if (target !== HANDED_OVER) target.send(next.line, next.affinity);
