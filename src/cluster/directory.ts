@@ -21,7 +21,7 @@ export interface NodeEntry {
 export const MISSED_HEARTBEATS = 3;
 
 export interface DirectoryEvents {
-  /** Some node's backends, or the set of nodes, changed. */
+  /** Some node's backends or bus protocol, or the set of nodes, changed. */
   changed(): void;
   /** A node left (announced it, or went silent). */
   gone(nodeId: string, why: 'left' | 'silent'): void;
@@ -125,7 +125,7 @@ export class Directory implements Component {
     this.peers.set(message.id, { id: message.id, version: String(message.version), protocol: message.v, backends: message.backends, lastSeen: this.now() });
     if (before === undefined) this.log.info({ node: message.id, version: message.version, backends: message.backends }, 'cluster: node joined');
     else if (before.backends !== message.backends) this.log.info({ node: message.id, backends: message.backends }, 'cluster: node backends');
-    if (before === undefined || before.backends !== message.backends) this.events.changed();
+    if (before === undefined || before.backends !== message.backends || before.protocol !== message.v) this.events.changed();
   }
 
   private expire(): void {

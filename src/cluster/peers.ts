@@ -38,6 +38,8 @@ export class Peers implements PeerForwarder, PeerBackends {
   private serving: BusSubscription[] = [];
   /** The nodes with backends (this one included when it has some), each with its hash, for rendezvous hashing. */
   private owners: { id: string; hash: number }[] = [];
+  /** Other nodes with backends, as of the last update(): read for every event a node without backends passes on. */
+  private peersWithBackends = 0;
 
   constructor(
     private readonly transport: Transport,
@@ -51,12 +53,13 @@ export class Peers implements PeerForwarder, PeerBackends {
   ) {}
 
   get available(): boolean {
-    return this.transport.connected && this.directory.peersWithBackends.length > 0;
+    return this.transport.connected && this.peersWithBackends > 0;
   }
 
   /** The directory or this node's backends changed: who owns which client, and whether this node serves others. */
   update(): void {
     const ids = this.directory.peersWithBackends;
+    this.peersWithBackends = ids.length;
     if (this.pool.size > 0) ids.push(this.nodeId);
     this.owners = ids.map((id) => ({ id, hash: hash32(id) }));
     if (this.pool.size > 0 && this.serving.length === 0) this.serve();
@@ -158,6 +161,7 @@ export class Peers implements PeerForwarder, PeerBackends {
 
 /** Another node's upgrade, as this node's authorizer sees it: its verdict goes back on the bus. */
 class PeerAttempt implements UpgradeAttempt {
+  readonly forPeer = true;
   private finished = false;
   onAbort: (() => void) | undefined;
 
