@@ -312,9 +312,9 @@ export class UpgradeAuthorizer implements Component {
     this.stats.authLatency.observe(outcome, (this.now() - entry.startedAt) / 1000);
   }
 
-  /** Refuses an upgrade and counts it. */
+  /** Refuses an upgrade and counts it (on the node the client is on). */
   private count(attempt: UpgradeAttempt, status: RejectStatus): void {
-    this.stats.refused[status]++;
+    if (attempt.forPeer !== true) this.stats.refused[status]++;
     attempt.reject(status);
   }
 }

@@ -41,6 +41,8 @@ export interface UpgradeAttempt {
   /** Completes the upgrade; false if the client had gone away. */
   accept(identity: ClientIdentity): boolean;
   reject(status: RejectStatus): void;
+  /** Set on another node's upgrade decided here (in a cluster): a refusal is counted once, on the node its client is on. */
+  readonly forPeer?: true;
 }
 
 export type RejectStatus = 403 | 429 | 502 | 503 | 504;

@@ -12,7 +12,7 @@ import type { TestBroker } from '../helpers/broker';
 import { backendFor, brokerFor, clientFor, waitUntil } from '../helpers/fixtures';
 import { MemoryBus } from '../helpers/memory-bus';
 import type { RawBackend } from '../helpers/raw-backend';
-import type { TestClient } from '../helpers/ws-client';
+import { upgradeStatus, type TestClient } from '../helpers/ws-client';
 
 const HEARTBEAT = 50;
 
@@ -129,7 +129,7 @@ test('with no backend anywhere, upgrades get 503 at once; events wait in each no
   const client = await join(t, b, first, 'waiter');
   first.kill();
   await knows(b, 0);
-  const status = await import('../helpers/ws-client').then((m) => m.upgradeStatus(b.url('/x')));
+  const status = await upgradeStatus(b.url('/x'));
   assert.equal(status, 503);
   for (let i = 0; i < 5; i++) client.ws.send(`q${i}`);
   await waitUntil(() => b.broker.stats.queue.depth === 5, 'node b queues its client\'s events');
@@ -225,4 +225,15 @@ test('one node never loads the NATS client', async () => {
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
   await once(child, 'close');
   assert.equal(out, '0');
+});
+
+test('an upgrade decided by another node\'s backend is counted once, as refused on the node the client is on', async (t) => {
+  const bus = new MemoryBus();
+  const a = await node(t, bus, 'a');
+  const b = await node(t, bus, 'b');
+  await backendFor(t, a.tcpPort, { accept: () => ({ accepted: false }) });
+  await knows(b, 1);
+  assert.equal(await upgradeStatus(b.url('/x')), 403);
+  assert.equal(b.broker.stats.connections.refused[403], 1);
+  assert.equal(a.broker.stats.connections.refused[403], 0, 'the serving node counted a refusal of a client it never had');
 });
