@@ -6,9 +6,9 @@ import type { Subjects } from './subjects';
 import type { BusMessage, BusSubscription, Transport } from './transport';
 
 /** A room or client subject is kept this long after its last local member left, against churn. */
-export const SUBSCRIPTION_LINGER_MS = 5000;
+const SUBSCRIPTION_LINGER_MS = 5000;
 /** How long a room_info waits for the other nodes' answers. */
-export const ROOM_INFO_TIMEOUT_MS = 2000;
+const ROOM_INFO_TIMEOUT_MS = 2000;
 /** A room_info answer is cut into messages of at most this many bytes of ids (and half the bus's max_payload). */
 const ANSWER_CHUNK_BYTES = 256 * 1024;
 

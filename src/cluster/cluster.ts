@@ -29,7 +29,7 @@ export interface ClusterStats {
 }
 
 /** A fresh node id: this host's name (as far as it suits a subject) and random hex. */
-export function freshNodeId(): string {
+function freshNodeId(): string {
   const host = hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40) || 'node';
   return `${host}-${randomBytes(4).toString('hex')}`;
 }

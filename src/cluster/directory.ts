@@ -18,9 +18,9 @@ export interface NodeEntry {
 }
 
 /** A node counts as gone after this many heartbeats without an announcement. */
-export const MISSED_HEARTBEATS = 3;
+const MISSED_HEARTBEATS = 3;
 
-export interface DirectoryEvents {
+interface DirectoryEvents {
   /** Some node's backends or bus protocol, or the set of nodes, changed. */
   changed(): void;
   /** A node left (announced it, or went silent). */

@@ -28,7 +28,7 @@ export const FrameKind = {
   Event: 5,
 } as const;
 
-export type FrameKindValue = (typeof FrameKind)[keyof typeof FrameKind];
+type FrameKindValue = (typeof FrameKind)[keyof typeof FrameKind];
 
 export interface Frame {
   kind: FrameKindValue;

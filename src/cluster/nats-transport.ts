@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { withoutCredentials } from './urls';
 import { BusRequestError, type BusMessage, type BusSubscription, type Transport } from './transport';
 
-export interface NatsSettings {
+interface NatsSettings {
   /** nats:// or tls:// URLs, credentials in them as NATS clients accept them. */
   servers: string[];
   /** A NATS .creds file (JWT and NKey seed). */
@@ -160,10 +160,6 @@ export class NatsTransport implements Transport {
 
   inbox(): string {
     return createInbox();
-  }
-
-  flush(): Promise<void> {
-    return this.connection().flush();
   }
 
   /** Sends what was published (bounded by CLOSE_FLUSH_MS when the server is slow or gone), then closes. */

@@ -5,7 +5,7 @@
  * subject: each id becomes one token, `_` and its UTF-8 bytes in base64url
  * (the `_` keeps the empty id a non-empty token).
  */
-export function idToken(id: string): string {
+function idToken(id: string): string {
   return '_' + Buffer.from(id, 'utf8').toString('base64url');
 }
 

@@ -42,8 +42,6 @@ export interface Transport {
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   /** A fresh subject to receive answers on. */
   inbox(): string;
-  /** Resolves once the bus has taken everything published so far. */
-  flush(): Promise<void>;
   /** Called with true when the bus comes (back) up, false when it goes down. */
   onStatus(listener: (up: boolean) => void): void;
   close(): Promise<void>;

@@ -121,10 +121,6 @@ class MemoryTransport implements Transport {
     return this.bus.nextInbox();
   }
 
-  async flush(): Promise<void> {
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-
   async close(): Promise<void> {
     this.connected = false;
     for (const sub of [...this.bus.subs]) if (sub.owner === this) this.bus.subs.splice(this.bus.subs.indexOf(sub), 1);
