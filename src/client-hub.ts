@@ -27,6 +27,14 @@ export interface RoomPage {
   nodes_total?: number;
 }
 
+/** A room's page: the member ids after `cursor`, sorted, at most `limit`, with `next` when more follow; `extra` goes before `next`. */
+export function roomPageOf(roomId: string, members: Iterable<string>, count: number, cursor: string, limit: number, extra: Pick<RoomPage, 'nodes' | 'nodes_total'> = {}): RoomPage {
+  const after = [...members].filter((id) => id > cursor).sort();
+  const page: RoomPage = { room_id: roomId, count, client_ids: after.slice(0, limit), ...extra };
+  if (after.length > limit) page.next = page.client_ids[limit - 1] as string;
+  return page;
+}
+
 export interface ClientHub {
   /** Every socket of this client_id (several may share one). */
   sendToClient(clientId: string, message: Payload, binary: boolean): void;

@@ -1,4 +1,4 @@
-import type { Audience, ClientHub, Exclusions, Membership, Payload, RoomPage } from '../client-hub';
+import { roomPageOf, type Audience, type ClientHub, type Exclusions, type Membership, type Payload, type RoomPage } from '../client-hub';
 import { LineRejected } from '../protocol/errors';
 import type { Directory } from './directory';
 import { decodeFrame, encodeFrame, FrameKind, type Frame } from './frames';
@@ -14,7 +14,7 @@ const ANSWER_CHUNK_BYTES = 256 * 1024;
 
 /** What the cluster needs of this node's WebSocket side beyond the hub: every member of a local room. */
 export interface LocalClients extends ClientHub {
-  roomPage(roomId: string, cursor: string, limit: number): RoomPage;
+  roomMembers(roomId: string): Iterable<string>;
 }
 
 export interface BusStats {
@@ -141,7 +141,7 @@ export class ClusterHub implements ClientHub, Membership {
    * every node the directory knows, or ROOM_INFO_TIMEOUT_MS, and says how many answered.
    */
   async roomPage(roomId: string, cursor: string, limit: number): Promise<RoomPage> {
-    const ids = new Set(this.local.roomPage(roomId, '', Infinity).client_ids);
+    const ids = new Set(this.local.roomMembers(roomId));
     const expected = this.directory.nodes.length;
     let answered = 1;
     if (expected > 1 && this.transport.connected) {
@@ -162,10 +162,7 @@ export class ClusterHub implements ClientHub, Membership {
         this.transport.publish(this.subjects.queries, Buffer.from(JSON.stringify({ room_id: roomId })), `${this.answers}.${question}`);
       });
     }
-    const after = [...ids].filter((id) => id > cursor).sort();
-    const page: RoomPage = { room_id: roomId, count: ids.size, client_ids: after.slice(0, limit), nodes: answered, nodes_total: expected };
-    if (after.length > limit) page.next = page.client_ids[limit - 1] as string;
-    return page;
+    return roomPageOf(roomId, ids, ids.size, cursor, limit, { nodes: answered, nodes_total: expected });
   }
 
   // --- which subjects this node holds ---------------------------------------
@@ -248,7 +245,7 @@ export class ClusterHub implements ClientHub, Membership {
       return;
     }
     if (typeof roomId !== 'string') return;
-    const ids = this.local.roomPage(roomId, '', Infinity).client_ids;
+    const ids = this.local.roomMembers(roomId);
     const limit = Math.min(ANSWER_CHUNK_BYTES, this.transport.maxPayload / 2);
     let chunk: string[] = [];
     let bytes = 0;

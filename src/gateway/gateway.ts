@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Audience, ClientHub, Exclusions, Membership, Payload, RoomPage } from '../client-hub';
+import { roomPageOf, type Audience, type ClientHub, type Exclusions, type Membership, type Payload, type RoomPage } from '../client-hub';
 import type { Component } from '../lifecycle';
 import { CloseCode } from '../protocol/close-codes';
 import { addHeader } from '../protocol/headers';
@@ -322,11 +322,12 @@ export class Gateway implements ClientHub, Component {
 
   roomPage(roomId: string, cursor: string, limit: number): RoomPage {
     const members = this.rooms.get(roomId);
-    if (members === undefined) return { room_id: roomId, count: 0, client_ids: [] };
-    const after = [...members.keys()].filter((id) => id > cursor).sort();
-    const page: RoomPage = { room_id: roomId, count: members.size, client_ids: after.slice(0, limit) };
-    if (after.length > limit) page.next = page.client_ids[limit - 1] as string;
-    return page;
+    return roomPageOf(roomId, members?.keys() ?? [], members?.size ?? 0, cursor, limit);
+  }
+
+  /** The client ids with a socket in the room here, unordered. */
+  roomMembers(roomId: string): Iterable<string> {
+    return this.rooms.get(roomId)?.keys() ?? [];
   }
 
   /**
