@@ -3,7 +3,7 @@ import { LineRejected } from '../protocol/errors';
 import type { Directory } from './directory';
 import { decodeFrame, encodeFrame, FrameKind, type Frame } from './frames';
 import type { Subjects } from './subjects';
-import type { BusMessage, BusSubscription, Transport } from './transport';
+import { overBusLimit, type BusMessage, type BusSubscription, type Transport } from './transport';
 
 /** A room or client subject is kept this long after its last local member left, against churn. */
 const SUBSCRIPTION_LINGER_MS = 5000;
@@ -266,10 +266,9 @@ export class ClusterHub implements ClientHub, Membership {
   /** The frame of a send, refused (nothing delivered anywhere) when the bus cannot carry it. */
   private frame(kind: typeof FrameKind.Deliver, bytes: Uint8Array, binary: boolean, exclude: Exclusions): Uint8Array {
     const frame = encodeFrame(kind, this.nodeId, bytes, { binary, exclude });
-    const max = this.transport.maxPayload;
-    if (max > 0 && frame.length > max) {
+    if (overBusLimit(this.transport, frame.length)) {
       this.stats.tooBig++;
-      throw new LineRejected('message_too_big', `message of ${bytes.length} bytes is too large for the cluster bus (its max_payload is ${max}); not sent: raise max_payload in the NATS server's configuration`);
+      throw new LineRejected('message_too_big', `message of ${bytes.length} bytes is too large for the cluster bus (its max_payload is ${this.transport.maxPayload}); not sent: raise max_payload in the NATS server's configuration`);
     }
     return frame;
   }

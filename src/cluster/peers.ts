@@ -7,7 +7,7 @@ import { LogThrottle } from '../log-throttle';
 import type { Directory } from './directory';
 import { decodeFrame, encodeFrame, FrameKind } from './frames';
 import type { Subjects } from './subjects';
-import { BusRequestError, type BusMessage, type BusSubscription, type Transport } from './transport';
+import { BusRequestError, overBusLimit, type BusMessage, type BusSubscription, type Transport } from './transport';
 
 /** The queue group of the nodes that have backends: NATS gives each event or request to one of them. */
 const BACKEND_GROUP = 'backends';
@@ -78,7 +78,7 @@ export class Peers implements PeerForwarder, PeerBackends {
       subject = this.subjects.events;
     }
     const frame = encodeFrame(FrameKind.Event, this.nodeId, Buffer.from(line, 'latin1'), { affinity });
-    if (frame.length > this.transport.maxPayload) return stuck && this.tooBig(line);
+    if (overBusLimit(this.transport, frame.length)) return stuck && this.tooBig(line);
     if (!this.transport.publish(subject, frame)) return false;
     this.stats.eventsForwarded++;
     return true;

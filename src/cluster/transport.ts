@@ -27,7 +27,7 @@ export class BusRequestError extends Error {
 }
 
 export interface Transport {
-  /** The largest message the bus takes, in bytes. */
+  /** The largest message the bus takes, in bytes; 0 while not known (not connected). */
   readonly maxPayload: number;
   readonly connected: boolean;
   /**
@@ -45,4 +45,10 @@ export interface Transport {
   /** Called with true when the bus comes (back) up, false when it goes down. */
   onStatus(listener: (up: boolean) => void): void;
   close(): Promise<void>;
+}
+
+/** Whether the bus refuses a message of `bytes` for its size; not while its limit is unknown (a publish then fails as on a down bus). */
+export function overBusLimit(transport: Transport, bytes: number): boolean {
+  const max = transport.maxPayload;
+  return max > 0 && bytes > max;
 }
