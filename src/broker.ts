@@ -201,36 +201,38 @@ export class Broker {
   private statsView(fdGuard: FdGuard): StatsView {
     const { gateway, pool, router, authorizer, admission, backendServer, eventsOut, config } = this;
     const sources = [router.stats.errors, authorizer.stats.errors, admission.stats.errors];
+    // Built once: readers (metrics, the status page, tests polling) read these often.
+    const connections = liveView<StatsView['connections']>({
+      open: () => gateway.openSockets,
+      opened: () => gateway.stats.opened,
+      closedBy: () => gateway.stats.closedBy,
+      disconnectedByBackend: () => gateway.stats.disconnectedByBackend,
+      closedInUpgrade: () => gateway.stats.closedInUpgrade,
+      refused: () => authorizer.stats.refused,
+      waiting: () => authorizer.waiting,
+      slots: () => authorizer.slots,
+      abandoned: () => authorizer.stats.abandoned,
+      lateResponses: () => authorizer.stats.lateResponses,
+    });
+    const backends = liveView<StatsView['backends']>({
+      connected: () => pool.size,
+      authenticating: () => admission.authenticating,
+      dropped: () => pool.stats.backendsDroppedForBackpressure,
+      evicted: () => admission.stats.evicted,
+      refusedOverLimit: () => admission.stats.refusedOverLimit,
+      acceptErrors: () => backendServer.acceptErrors,
+      links: () => pool.all,
+    });
+    const queue = liveView<StatsView['queue']>({ depth: () => pool.queued, bytes: () => pool.queuedBytes, dropped: () => pool.queueDropped });
     return liveView<StatsView>({
-      connections: () =>
-        liveView<StatsView['connections']>({
-          open: () => gateway.openSockets,
-          opened: () => gateway.stats.opened,
-          closedBy: () => gateway.stats.closedBy,
-          disconnectedByBackend: () => gateway.stats.disconnectedByBackend,
-          closedInUpgrade: () => gateway.stats.closedInUpgrade,
-          refused: () => authorizer.stats.refused,
-          waiting: () => authorizer.waiting,
-          slots: () => authorizer.slots,
-          abandoned: () => authorizer.stats.abandoned,
-          lateResponses: () => authorizer.stats.lateResponses,
-        }),
+      connections: () => connections,
       rooms: () => gateway.roomCount,
       largestRooms: () => (n: number) => gateway.largestRooms(n),
       messagesIn: () => ({ new_message: eventsOut.new_message, ...router.stats.actions }),
       messagesOut: () => ({ connection_request: authorizer.stats.connectionRequests, ...eventsOut, heartbeat: pool.stats.heartbeats }),
       forwardedUpgrades: () => authorizer.stats.forwarded,
-      backends: () =>
-        liveView<StatsView['backends']>({
-          connected: () => pool.size,
-          authenticating: () => admission.authenticating,
-          dropped: () => pool.stats.backendsDroppedForBackpressure,
-          evicted: () => admission.stats.evicted,
-          refusedOverLimit: () => admission.stats.refusedOverLimit,
-          acceptErrors: () => backendServer.acceptErrors,
-          links: () => pool.all,
-        }),
-      queue: () => liveView<StatsView['queue']>({ depth: () => pool.queued, bytes: () => pool.queuedBytes, dropped: () => pool.queueDropped }),
+      backends: () => backends,
+      queue: () => queue,
       errors: () => Object.fromEntries(ERROR_KINDS.map((kind) => [kind, sources.reduce((n, counts) => n + counts[kind], 0)])) as Record<ErrorKind, number>,
       repairedText: () => router.stats.repairedText,
       authLatency: () => authorizer.stats.authLatency,
