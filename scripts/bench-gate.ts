@@ -42,7 +42,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { median } from '../bench/micro/common';
 import { FRAMER_FLOOR_PAIRS, FRAMER_NAIVE_PAIR, measureGateMicro, SERIALIZER_PAIR, type GateMicro, type MicroPairDetail } from '../bench/micro/run-all';
-import { runScenario, startBaselineProcess, startBrokerProcess, type BenchOptions, type BenchResult } from '../src/bench';
+import { onServer, runScenario, startBaselineProcess, startBrokerProcess, type BenchOptions, type BenchResult } from '../src/bench';
 
 /** Set in the environment of a process that was re-started under `taskset -c 1`. */
 const PINNED_ENV = 'STRANDS_BENCH_PINNED';
@@ -281,16 +281,7 @@ async function measureScenario(name: E2EScenario, o: GateOptions, serverCpu: num
         for (const kind of pairOrder(pair)) {
           const t0 = performance.now();
           const server = kind === 'broker' ? broker : baseline;
-          const result = await runScenario({
-            ...s.options,
-            duration: o.duration ?? s.duration,
-            warmup: o.warmup,
-            drain: 2,
-            url: server.url('/bench'),
-            tcp: { host: '127.0.0.1', port: server.tcpPort ?? 0 },
-            targetPid: server.pid,
-            baseline: kind === 'baseline',
-          });
+          const result = await runScenario(onServer(server, { ...s.options, duration: o.duration ?? s.duration, warmup: o.warmup, drain: 2 }, kind === 'baseline'));
           const run = e2eRun(result);
           out.push(run);
           log(`${name} ${kind.padEnd(8)} ${fmtInt(run.rate).padStart(9)} ${s.ops}/s, ${run.cpuUsPerOp ?? '-'} µs CPU per ${s.op}, p99 ${run.p99 ?? '-'} µs, harness worker ${run.harnessWorkerCpu}% CPU, ${run.verdict} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);

@@ -40,7 +40,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FRAMER_FLOOR_PAIRS, measureMicro, SERIALIZER_PAIR, type MicroRatios } from '../bench/micro/run-all';
-import { DEFAULTS, runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName } from '../src/bench';
+import { onServer, runOn, runScenario, SCENARIO_NAMES, writeOutputs, type BenchOptions, type BenchResult, type ScenarioName, type ServerProcess } from '../src/bench';
 import { pinHarness, runMain, THRESHOLDS } from './bench-gate';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -167,7 +167,7 @@ function accepts(port: number): Promise<boolean> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Starts an --other broker on free ports, pinned to `cpu`; resolves when both ports accept connections. */
-async function startOther(other: OtherBroker, cpu: number | undefined): Promise<{ pid: number; ws: number; tcp: number; stop(): Promise<void> }> {
+async function startOther(other: OtherBroker, cpu: number | undefined): Promise<ServerProcess> {
   const ws = await freePort();
   let tcp = await freePort();
   while (tcp === ws) tcp = await freePort();
@@ -191,7 +191,7 @@ async function startOther(other: OtherBroker, cpu: number | undefined): Promise<
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) break;
-    if ((await accepts(ws)) && (await accepts(tcp))) return { pid: child.pid!, ws, tcp, stop };
+    if ((await accepts(ws)) && (await accepts(tcp))) return { pid: child.pid!, wsPort: ws, tcpPort: tcp, metricsPort: undefined, url: (p = '/') => `ws://127.0.0.1:${ws}${p}`, stop };
     await sleep(100);
   }
   await stop();
@@ -209,7 +209,7 @@ async function measureOn(target: string, scenario: ScenarioName, o: TableOptions
   const other = o.others.find((x) => x.name === target)!;
   const server = await startOther(other, cpu);
   try {
-    return await runScenario({ ...options, url: `ws://127.0.0.1:${server.ws}${new URL(DEFAULTS.url).pathname}`, tcp: { host: '127.0.0.1', port: server.tcp }, targetPid: server.pid });
+    return await runScenario(onServer(server, options, false));
   } finally {
     await server.stop();
   }

@@ -10,7 +10,7 @@ import { runScenario } from './run';
  */
 export type Target = { kind: 'running' } | { kind: 'spawn'; brokerArgs?: string[]; nodes?: number } | { kind: 'baseline' };
 
-type RunOptions = Partial<BenchOptions> & { scenario: ScenarioName };
+export type RunOptions = Partial<BenchOptions> & { scenario: ScenarioName };
 
 /** Runs the scenario against `target`; servers started for it are pinned to `cpu` when given, measured, and stopped after. */
 export async function runOn(target: Target, options: RunOptions, cpu?: number): Promise<BenchResult> {
@@ -55,7 +55,7 @@ async function runOnCluster(nodes: number, brokerArgs: string[] | undefined, opt
 }
 
 /** The options pointed at a server the harness started: same path, its ports, its pid. */
-function onServer(server: ServerProcess, options: RunOptions, baseline: boolean): RunOptions {
+export function onServer(server: ServerProcess, options: RunOptions, baseline: boolean): RunOptions {
   return {
     ...options,
     url: server.url(pathOf(options)),
