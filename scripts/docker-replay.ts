@@ -33,6 +33,7 @@ import ignore from '@balena/dockerignore';
 import { DockerfileParser, ModifiableInstruction, type Copy, type From, type Healthcheck, type Instruction, type PropertyInstruction, type Run } from 'dockerfile-ast';
 import WebSocket from 'ws';
 import { ConfigError, resolveConfig, SETTINGS, type BrokerConfig } from '../src/config';
+import { parseHostPort } from '../src/bench/options';
 
 /** What `docker inspect` would show of a stage: its config, not its files. */
 export interface ImageConfig {
@@ -405,11 +406,6 @@ function imageSettings(image: BuiltImage): BrokerConfig {
   return resolveConfig({}, image.config.env);
 }
 
-function portOf(address: unknown): number {
-  const text = String(address);
-  return Number(text.slice(text.lastIndexOf(':') + 1));
-}
-
 function exitOf(child: ReturnType<typeof spawn>): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
 }
@@ -454,8 +450,7 @@ function runHealthcheck(image: BuiltImage, env: Record<string, string>): number 
  * loopback ports (the listening line says which), probes it, stops it with
  * SIGTERM.
  */
-async function startImage(image: BuiltImage, timeoutMs = 15_000): Promise<Probe> {
-  const settings = imageSettings(image);
+async function startImage(image: BuiltImage, settings: BrokerConfig, timeoutMs = 15_000): Promise<Probe> {
   const argv = [...image.config.entrypoint, ...image.config.cmd];
   if (argv.length === 0) throw new ReplayError('the image has neither ENTRYPOINT nor CMD');
   const overrides: Record<string, string> = { [envName('host')]: '127.0.0.1', [envName('wsPort')]: '0', [envName('tcpHost')]: '127.0.0.1', [envName('tcpPort')]: '0', [envName('logLevel')]: 'info' };
@@ -485,7 +480,7 @@ async function startImage(image: BuiltImage, timeoutMs = 15_000): Promise<Probe>
         if (entry.msg === 'strands broker listening') settle(() => resolveLine(entry));
       });
     });
-    const ports = { ws: portOf(listening.ws), tcp: portOf(listening.tcp), metrics: listening.metrics === undefined ? undefined : portOf(listening.metrics) };
+    const ports = { ws: parseHostPort(String(listening.ws)).port, tcp: parseHostPort(String(listening.tcp)).port, metrics: listening.metrics === undefined ? undefined : parseHostPort(String(listening.metrics)).port };
     const probeEnv = ports.metrics === undefined ? env : { ...env, [envName('metricsPort')]: String(ports.metrics) };
     const healthz = ports.metrics === undefined ? undefined : await status(ports.metrics, '/healthz');
     const readyz = ports.metrics === undefined ? undefined : await status(ports.metrics, '/readyz');
@@ -517,18 +512,11 @@ function devPackagePaths(lockfile: string): string[] {
  * What is wrong with the image as a deployable broker, one line each; empty
  * when nothing is. `lockfile` is the context's package-lock.json.
  */
-function imageProblems(image: BuiltImage, probe: Probe, lockfile: string): string[] {
+function imageProblems(image: BuiltImage, settings: BrokerConfig, probe: Probe, lockfile: string): string[] {
   const problems: string[] = [];
   const expect = (ok: boolean, problem: string): void => {
     if (!ok) problems.push(problem);
   };
-  let settings: BrokerConfig;
-  try {
-    settings = imageSettings(image);
-  } catch (err) {
-    if (err instanceof ConfigError) return [`the image's ENV is not a valid configuration: ${err.message}`];
-    throw err;
-  }
   const { config } = image;
   expect(config.user !== undefined && !/^(root|0)(:|$)/.test(config.user), `the image runs as ${config.user ?? 'root (no USER)'}`);
   const exposed = new Set(config.exposed.map((p) => Number(p.replace(/\/tcp$/, ''))));
@@ -570,8 +558,15 @@ export async function replay(opts: { context: string; dockerfile?: string; keep?
   chmodSync(into, 0o755);
   try {
     const image = await buildImage(stages, { context, into, ...(opts.onStep ? { onStep: opts.onStep } : {}) });
-    const probe = await startImage(image);
-    return { image, probe, problems: imageProblems(image, probe, join(context, 'package-lock.json')), ms: performance.now() - started };
+    let settings: BrokerConfig;
+    try {
+      settings = imageSettings(image);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new ReplayError(`the image's ENV is not a valid configuration: ${err.message}`);
+      throw err;
+    }
+    const probe = await startImage(image, settings);
+    return { image, probe, problems: imageProblems(image, settings, probe, join(context, 'package-lock.json')), ms: performance.now() - started };
   } finally {
     if (!opts.keep) rmSync(into, { recursive: true, force: true });
   }

@@ -31,6 +31,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
 import { readProcSample } from '../src/bench/proc-stats';
+import { parseHostPort } from '../src/bench/options';
 import { StrandsBackend } from '../src/sdk/backend';
 import { LineFramer } from '../src/protocol/line-framer';
 import { newMessageLine, serializeContext } from '../src/protocol/serializers';
@@ -143,11 +144,6 @@ function alive(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-function portOf(address: unknown): number {
-  const text = String(address);
-  return Number(text.slice(text.lastIndexOf(':') + 1));
-}
-
 /** Starts `node dist/src/main.js` and reads its ports from the "listening" log line. */
 function startBroker(): Promise<BrokerProcess> {
   const child = spawn(process.execPath, [join(__dirname, '..', 'src', 'main.js'), ...BROKER_ARGS], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -170,10 +166,10 @@ function startBroker(): Promise<BrokerProcess> {
       }
       if (entry.msg === 'strands broker listening') {
         clearTimeout(timer);
-        resolve({ child, pid: child.pid as number, ws: portOf(entry.ws), tcp: portOf(entry.tcp), metrics: portOf(entry.metrics), exited, logs, linkEvents });
+        resolve({ child, pid: child.pid as number, ws: parseHostPort(String(entry.ws)).port, tcp: parseHostPort(String(entry.tcp)).port, metrics: parseHostPort(String(entry.metrics)).port, exited, logs, linkEvents });
         return;
       }
-      if (entry.msg === LINK_JOINED || LINK_LEFT.has(entry.msg ?? '')) linkEvents.push({ joined: entry.msg === LINK_JOINED, port: portOf(entry.backend), at: entry.time ?? Number.NaN });
+      if (entry.msg === LINK_JOINED || LINK_LEFT.has(entry.msg ?? '')) linkEvents.push({ joined: entry.msg === LINK_JOINED, port: parseHostPort(String(entry.backend)).port, at: entry.time ?? Number.NaN });
       if ((entry.level ?? 0) >= 40) {
         if ((entry.level ?? 0) >= 50) logs.error++;
         else logs.warn++;
