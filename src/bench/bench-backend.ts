@@ -1,8 +1,7 @@
 import { StrandsBackend } from '../sdk/backend';
-import { sleep } from './clock';
 import type { ErrorTally } from './error-tally';
 import type { HostPort } from './options';
-import { READY_TIMEOUT_MS, RETRY_MS } from './probe';
+import { retryWhileStarting } from './probe';
 import { CLIENT_ID_HEADER } from './wire';
 
 /** The harness's own backend on the target's TCP port, built on the SDK. */
@@ -24,18 +23,11 @@ export async function startBenchBackend(tcp: HostPort, room: string, echo: boole
   sdk.on('disconnect', (err?: Error) => {
     if (!closing) errors.add(`the target closed the backend link${err ? `: ${err.message}` : ''}`);
   });
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    try {
-      await sdk.connect();
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() >= deadline) {
-        throw new Error(`cannot connect a backend to the target at ${tcp.host}:${tcp.port}: ${(err as Error).message}`);
-      }
-      await sleep(RETRY_MS);
-    }
-  }
+  const failure = await retryWhileStarting(
+    () => sdk.connect().then(() => undefined, (err: NodeJS.ErrnoException) => err),
+    (err) => err.code === 'ECONNREFUSED',
+  );
+  if (failure !== undefined) throw new Error(`cannot connect a backend to the target at ${tcp.host}:${tcp.port}: ${failure.message}`);
   return {
     sdk,
     close: () => {

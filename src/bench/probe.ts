@@ -3,8 +3,22 @@ import { sleep } from './clock';
 import { CLIENT_ID_HEADER, clientId } from './wire';
 
 /** How long a target that is still starting (`npx strands & strands bench ...`) has to accept the harness. */
-export const READY_TIMEOUT_MS = 5000;
-export const RETRY_MS = 100;
+const READY_TIMEOUT_MS = 5000;
+const RETRY_MS = 100;
+
+/**
+ * Calls `attempt` until it succeeds (resolves undefined), again every
+ * RETRY_MS while its failure is `retryable` and READY_TIMEOUT_MS has not
+ * passed since the first call; resolves with the failure that ended it.
+ */
+export async function retryWhileStarting<F>(attempt: () => Promise<F | undefined>, retryable: (failure: F) => boolean = () => true): Promise<F | undefined> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    const failure = await attempt();
+    if (failure === undefined || !retryable(failure) || Date.now() >= deadline) return failure;
+    await sleep(RETRY_MS);
+  }
+}
 
 /**
  * Resolves once one client gets through the target (a broker has its backend
@@ -15,13 +29,8 @@ export async function waitUntilAccepting(targetUrl: string, runId: string): Prom
   const url = new URL(targetUrl);
   const id = clientId(runId, 'probe');
   url.searchParams.set('client_id', id);
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    const failure = await tryOnce(url, id);
-    if (failure === undefined) return;
-    if (Date.now() >= deadline) throw new Error(`the target at ${targetUrl} does not accept clients: ${failure}`);
-    await sleep(RETRY_MS);
-  }
+  const failure = await retryWhileStarting(() => tryOnce(url, id));
+  if (failure !== undefined) throw new Error(`the target at ${targetUrl} does not accept clients: ${failure}`);
 }
 
 /** Opens and closes one client; returns why it failed, if it did. */
