@@ -174,9 +174,7 @@ export async function measureMicro(options: MeasureMicroOptions = {}): Promise<M
   }
   const ratio = (key: string): number => ratioOf(pairs, key);
   return {
-    framerVsNaive: ratio(FRAMER_NAIVE_PAIR),
-    framerVsFloor: geomean(FRAMER_FLOOR_PAIRS.map(ratio)),
-    serializersVsJson: ratio(SERIALIZER_PAIR),
+    ...gateRatios(pairs),
     ringVsArray: geomean([ratio('ring.steady'), ratio('ring.full'), ratio('ring.burst')]),
     details: {
       clock: CLOCK,
@@ -205,6 +203,12 @@ export interface GateMicro {
   details: { clock: typeof CLOCK; stat: typeof STAT; rounds: number; minCpuMs: number; pairs: Record<string, MicroPairDetail>; node: string; seconds: number };
 }
 
+/** The ratios the gate reads (and the framer's against the naive one, which it prints), from measured pairs. */
+function gateRatios(pairs: Record<string, MicroPairDetail>): Pick<GateMicro, 'framerVsFloor' | 'serializersVsJson' | 'framerVsNaive'> {
+  const ratio = (key: string): number => ratioOf(pairs, key);
+  return { framerVsFloor: geomean(FRAMER_FLOOR_PAIRS.map(ratio)), serializersVsJson: ratio(SERIALIZER_PAIR), framerVsNaive: ratio(FRAMER_NAIVE_PAIR) };
+}
+
 /** The rounds the gate measures each pair in: more than bench:micro's 5, for a steadier median. */
 export const GATE_MEASURE: MeasureOptions = { rounds: 9, minCpuMs: 100 };
 
@@ -214,11 +218,8 @@ export async function measureGateMicro(options: MeasureMicroOptions = {}): Promi
   const t0 = performance.now();
   const keys = new Set([...FRAMER_FLOOR_PAIRS, SERIALIZER_PAIR, FRAMER_NAIVE_PAIR]);
   const pairs = await measurePairs([framerSuite(), serializersSuite()], (key) => keys.has(key), opts, log);
-  const ratio = (key: string): number => ratioOf(pairs, key);
   return {
-    framerVsFloor: geomean(FRAMER_FLOOR_PAIRS.map(ratio)),
-    serializersVsJson: ratio(SERIALIZER_PAIR),
-    framerVsNaive: ratio(FRAMER_NAIVE_PAIR),
+    ...gateRatios(pairs),
     details: { clock: CLOCK, stat: STAT, rounds: opts.rounds, minCpuMs: opts.minCpuMs, pairs, node: process.version, seconds: (performance.now() - t0) / 1000 },
   };
 }

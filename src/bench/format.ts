@@ -1,4 +1,8 @@
-/** Number rounding and formatting shared by results and reports. */
+/** Number rounding, summing and formatting shared by results and reports. */
+
+export function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
 
 export function round(n: number, digits: number): number {
   const f = 10 ** digits;

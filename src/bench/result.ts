@@ -1,7 +1,7 @@
 import type { BusCounts } from './bus-counters';
 import type { ErrorTally } from './error-tally';
 import type { MeasuredNode } from './harness';
-import { round } from './format';
+import { round, sum } from './format';
 import { percentileCurve, summarize, type Histogram, type LatencySummary } from './histogram';
 import { backendTcp, type BenchOptions, type ScenarioName, type ScenarioOption } from './options';
 import { machineInfo, type MachineInfo, type TargetUsage } from './proc-stats';
@@ -151,7 +151,7 @@ export function buildResult(o: BenchOptions, spec: ScenarioSpec, workers: number
   const windowS = m.windowUs / 1e6;
   const lost = m.lost;
   const errors = m.errors.count;
-  const percent = (us: number): number => round((100 * us) / m.windowUs, 1);
+  const percent = (us: number): number => percentOfWindow(m, us);
   const backend = nodes[o.backendNode - 1]!;
   const target = sumUsages(m.nodes.map((n) => n.usage));
   const targetFigures = processFigures(backend.pid, target, m.ops);
@@ -223,8 +223,12 @@ function clusterResult(o: BenchOptions, m: Measurement, nodes: readonly Measured
 /** The machine's CPU over the window, all of it and what was not the run's own, % of one core. */
 function machineShares(m: Measurement, target: TargetUsage): { all: number; others: number } {
   const ours = target.cpuUs + (m.nats?.cpuUs ?? 0) + m.harnessCpuUs.main + sum(m.harnessCpuUs.workers);
-  const percent = (us: number): number => round((100 * us) / m.windowUs, 1);
-  return { all: percent(m.machineCpuUs), others: percent(Math.max(0, m.machineCpuUs - ours)) };
+  return { all: percentOfWindow(m, m.machineCpuUs), others: percentOfWindow(m, Math.max(0, m.machineCpuUs - ours)) };
+}
+
+/** CPU time as % of one core over the measured window. */
+function percentOfWindow(m: Measurement, us: number): number {
+  return round((100 * us) / m.windowUs, 1);
 }
 
 /** CPU per op, % of a core and RSS growth of one process (or of several, summed); nulls without a usage. */
@@ -242,10 +246,6 @@ function sumUsages(usages: ReadonlyArray<TargetUsage | undefined>): TargetUsage 
   if (usages.length === 0 || usages.some((u) => u === undefined)) return undefined;
   const all = usages as TargetUsage[];
   return { cpuUs: sum(all.map((u) => u.cpuUs)), wallUs: Math.max(...all.map((u) => u.wallUs)), rssDeltaBytes: sum(all.map((u) => u.rssDeltaBytes)) };
-}
-
-function sum(values: number[]): number {
-  return values.reduce((a, b) => a + b, 0);
 }
 
 function usedConfig(o: BenchOptions, spec: ScenarioSpec, workers: number): BenchConfig {

@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { ErrorTally } from './error-tally';
+import { sum } from './format';
 import { mergeHistograms, type Histogram } from './histogram';
 import type { ClientRole, Counters, FromWorker, OpenedReport, ResultReport, ToWorker } from './ipc';
 
@@ -188,10 +189,6 @@ function split(total: number, parts: number): Share[] {
 /** Each worker's per-URL counts and histograms, summed and merged per URL. */
 function perUrl(counts: number[][], histograms: string[][]): NodeSummary[] {
   return (counts[0] ?? []).map((_, i) => ({ count: sum(counts.map((c) => c[i] ?? 0)), latency: mergeHistograms(histograms.map((h) => h[i]!)) }));
-}
-
-function sum(values: number[]): number {
-  return values.reduce((a, b) => a + b, 0);
 }
 
 /** Element-wise sum of arrays of possibly different lengths. */
