@@ -116,6 +116,15 @@ const text: Parser<string> = (value) => {
 
 const port = integer(0, 65535);
 
+/** A port given to a command beside the broker's own settings (`strands demo --port`), checked as theirs are. */
+export function portFlag(flag: string, value: string): number {
+  try {
+    return port(value);
+  } catch (err) {
+    throw new ConfigError(`invalid value for ${flag}: ${(err as Error).message}`);
+  }
+}
+
 const origins: Parser<string[]> = (value) => {
   const list = value.split(',').map((o) => o.trim()).filter((o) => o !== '');
   if (list.length === 0) throw new Error('expected a comma-separated list of origins');

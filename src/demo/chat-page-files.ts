@@ -2,14 +2,12 @@
  * The demo's chat page: HTML, CSS and a module script served as written here
  * (no build step, nothing fetched from elsewhere). The script uses the browser
  * client (/strands-client.js, the package's dist/browser/strands-client.js).
- * The HTML's `{{WS_PORT}}` is replaced by the broker's WebSocket port.
+ * The HTML names the broker's WebSocket port.
  */
-import { pageStart } from '../page-files';
+import { pageStart, pageTheme } from '../page-files';
 import { MAX_NAME, MAX_ROOM, MAX_TEXT } from './chat-backend';
 
-export const WS_PORT_SLOT = '{{WS_PORT}}';
-
-export const CHAT_HTML = String.raw`${pageStart('strands demo', '/chat.css', '/chat.js', `<meta name="strands-ws-port" content="${WS_PORT_SLOT}">`)}<body>
+export const chatHtml = (wsPort: number): string => String.raw`${pageStart('strands demo', '/chat.css', '/chat.js', `<meta name="strands-ws-port" content="${wsPort}">`)}<body>
 <header>
   <h1><span class="muted">#</span><span id="room"></span></h1>
   <span id="members" class="muted"></span>
@@ -32,16 +30,7 @@ export const CHAT_HTML = String.raw`${pageStart('strands demo', '/chat.css', '/c
 </html>
 `;
 
-export const CHAT_CSS = String.raw`:root {
-  color-scheme: light dark;
-  --fg: #1b1f24; --bg: #f6f7f9; --card: #fff; --muted: #5f6b7a; --line: #d9dde3; --mine: #ddf4ff;
-  --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e;
-}
-@media (prefers-color-scheme: dark) {
-  :root { --fg: #e6edf3; --bg: #0d1117; --card: #161b22; --muted: #8d96a0; --line: #30363d; --mine: #0c2d6b; --ok: #3fb950; --warn: #d29922; --bad: #f85149; }
-}
-* { box-sizing: border-box; }
-html, body { height: 100%; }
+export const CHAT_CSS = String.raw`${pageTheme({ light: '--mine: #ddf4ff;', dark: '--mine: #0c2d6b;' })}html, body { height: 100%; }
 body { margin: 0; display: flex; flex-direction: column; font: 16px/1.4 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 header { display: flex; flex-wrap: wrap; align-items: baseline; gap: .25rem 1rem; padding: .75rem 1rem; border-bottom: 1px solid var(--line); }
 h1 { font-size: 1.2rem; margin: 0; overflow-wrap: anywhere; }

@@ -4,13 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { resolve } from 'node:path';
 import { Broker } from '../broker';
-import { ConfigError, resolveConfig, type BrokerConfig } from '../config';
+import { portFlag, resolveConfig, type BrokerConfig } from '../config';
 import { Lifecycle, type Component } from '../lifecycle';
 import { createLogger } from '../logger';
 import { CSS, HTML, JS, contentPolicy, sendFile, type PageFile } from '../page-files';
 import type { StrandsBackend } from '../sdk';
 import { ROOM_PREFIX, chatBackend } from './chat-backend';
-import { CHAT_CSS, CHAT_HTML, CHAT_JS, WS_PORT_SLOT } from './chat-page-files';
+import { CHAT_CSS, CHAT_JS, chatHtml } from './chat-page-files';
 
 /** The browser client as the build writes it: dist/browser/strands-client.js, found from dist/src/demo/. */
 export const CLIENT_BUNDLE = resolve(__dirname, '..', '..', 'browser', 'strands-client.js');
@@ -48,7 +48,7 @@ const MAX_FRAME = 16 * 1024;
  * so does the status page, which names rooms.
  */
 export function demoSettings(flags: DemoFlags): DemoSettings {
-  if (!/^\d+$/.test(flags.port.trim()) || Number(flags.port) > 65535) throw new ConfigError(`invalid value for --port: expected 0..65535, got ${JSON.stringify(flags.port)}`);
+  const pagePort = portFlag('--port', flags.port);
   const broker = resolveConfig(
     {
       host: flags.host,
@@ -64,7 +64,7 @@ export function demoSettings(flags: DemoFlags): DemoSettings {
     },
     {},
   );
-  return { host: broker.host, port: Number(flags.port), broker };
+  return { host: broker.host, port: pagePort, broker };
 }
 
 /**
@@ -181,7 +181,7 @@ interface ChatFiles {
 
 function chatFiles(wsPort: number, bundle: Buffer): ChatFiles {
   return {
-    page: { type: HTML, body: CHAT_HTML.replace(WS_PORT_SLOT, String(wsPort)) },
+    page: { type: HTML, body: chatHtml(wsPort) },
     assets: {
       '/chat.css': { type: CSS, body: CHAT_CSS },
       '/chat.js': { type: JS, body: CHAT_JS },
