@@ -16,6 +16,20 @@ export const JSON_TYPE = 'application/json; charset=utf-8';
  * favicon request, and its own stylesheet and module script. `meta` adds
  * lines to the head.
  */
+/** The pages' colours, light and dark, and box sizing; `own` adds a page's own variables to each scheme. */
+export function pageTheme(own: { light: string; dark: string }): string {
+  return `:root {
+  color-scheme: light dark;
+  --fg: #1b1f24; --bg: #f6f7f9; --card: #fff; --muted: #5f6b7a; --line: #d9dde3;
+  --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; ${own.light}
+}
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e6edf3; --bg: #0d1117; --card: #161b22; --muted: #8d96a0; --line: #30363d; --ok: #3fb950; --warn: #d29922; --bad: #f85149; ${own.dark} }
+}
+* { box-sizing: border-box; }
+`;
+}
+
 export function pageStart(title: string, css: string, js: string, meta = ''): string {
   return `<!doctype html>
 <html lang="en">

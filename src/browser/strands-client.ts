@@ -88,7 +88,7 @@ function held(data: Outgoing): string | Uint8Array {
   return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
 }
 
-function byteLength(data: string | Uint8Array, limit: number): number {
+function byteLength(data: Outgoing, limit: number): number {
   // A UTF-16 unit is at least one UTF-8 byte: a string longer than the limit is not encoded to be refused.
   if (typeof data !== 'string') return data.byteLength;
   return data.length > limit ? data.length : utf8.encode(data).byteLength;
@@ -210,10 +210,10 @@ export class StrandsClient {
     }
     // Also while an open socket is closing: the send waits for the next connection instead of vanishing.
     if (this.currentState !== 'closed' && this.queue.length < this.maxBuffered) {
-      const copy = held(data);
-      const bytes = byteLength(copy, this.maxBufferedBytesHeld - this.queueBytes);
+      // Measured before it is copied: a send that does not fit is refused without one.
+      const bytes = byteLength(data, this.maxBufferedBytesHeld - this.queueBytes);
       if (this.queueBytes + bytes <= this.maxBufferedBytesHeld) {
-        this.queue.push(copy);
+        this.queue.push(held(data));
         this.queueBytes += bytes;
         return true;
       }

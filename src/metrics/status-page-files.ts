@@ -5,7 +5,7 @@
  * element's data-stat attribute. docs/status-page.md describes the page.
  */
 
-import { pageStart } from '../page-files';
+import { pageStart, pageTheme } from '../page-files';
 
 export const STATUS_HTML = String.raw`${pageStart('strands status', '/status.css', '/status.js')}<body>
 <header>
@@ -84,16 +84,7 @@ export const STATUS_HTML = String.raw`${pageStart('strands status', '/status.css
 </html>
 `;
 
-export const STATUS_CSS = String.raw`:root {
-  color-scheme: light dark;
-  --fg: #1b1f24; --bg: #f6f7f9; --card: #fff; --muted: #5f6b7a; --line: #d9dde3;
-  --ok: #1a7f37; --warn: #9a6700; --bad: #cf222e; --chart: #0969da;
-}
-@media (prefers-color-scheme: dark) {
-  :root { --fg: #e6edf3; --bg: #0d1117; --card: #161b22; --muted: #8d96a0; --line: #30363d; --ok: #3fb950; --warn: #d29922; --bad: #f85149; --chart: #58a6ff; }
-}
-* { box-sizing: border-box; }
-body { margin: 0; font: 15px/1.4 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
+export const STATUS_CSS = String.raw`${pageTheme({ light: '--chart: #0969da;', dark: '--chart: #58a6ff;' })}body { margin: 0; font: 15px/1.4 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 header { display: flex; flex-wrap: wrap; align-items: baseline; gap: .5rem 1rem; padding: .75rem 1rem; }
 h1 { font-size: 1.25rem; margin: 0; }
 h2 { font-size: 1rem; margin: 0 0 .5rem; }

@@ -191,7 +191,7 @@ export class StatusPage {
       messages: { in: sum(stats.messagesIn), out: sum(stats.messagesOut) },
       rates: { intervalMs: SAMPLE_INTERVAL_MS, capacity: RATE_SAMPLES, until: this.rates.until, in: this.rates.in, out: this.rates.out },
       errors: { ...stats.errors },
-      cluster: stats.cluster === undefined ? null : { nodes: stats.cluster.nodes.map((n) => ({ id: n.id, version: n.version, backends: n.backends, lastSeenMs: Date.now() - n.lastSeen })) },
+      cluster: stats.cluster === undefined ? null : { nodes: stats.cluster.nodes.map((n) => ({ id: n.id, version: n.version, backends: n.backends, lastSeenMs: now - n.lastSeen })) },
     };
   }
 
