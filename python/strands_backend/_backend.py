@@ -4,7 +4,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Union
 
 from ._engine import Callback, Engine, EventStream
 from ._settings import Settings, SslOption, make_settings
-from ._wire import Message, ack_result, disconnect_params, encode_line, exclude_param, message_params, new_request_id, require_str, room_page
+from ._wire import Message, ack_result, disconnect_params, encode_line, message_params, new_request_id, require_str, room_page, with_exclude
 from .errors import ProtocolError
 from .types import AckResult, RoomInfo
 
@@ -117,19 +117,12 @@ class AsyncOperations:
 
     async def broadcast_message(self, message: Message, *, exclude: Exclude = None, ack: bool = False, timeout: Optional[float] = None) -> Optional[AckResult]:
         """To every client, but those in `exclude` (a client_id or up to 1000 of them)."""
-        params = message_params(message)
-        excluded = exclude_param(exclude)
-        if excluded is not None:
-            params["exclude"] = excluded
-        return await self._send("broadcast", params, ack, timeout)
+        return await self._send("broadcast", with_exclude(message_params(message), exclude), ack, timeout)
 
     async def send_room_message(self, room_id: str, message: Message, *, exclude: Exclude = None, ack: bool = False, timeout: Optional[float] = None) -> Optional[AckResult]:
         """To every client in the room, but those in `exclude`."""
         params = {"room_id": require_str("room_id", room_id), **message_params(message)}
-        excluded = exclude_param(exclude)
-        if excluded is not None:
-            params["exclude"] = excluded
-        return await self._send("message_to_room", params, ack, timeout)
+        return await self._send("message_to_room", with_exclude(params, exclude), ack, timeout)
 
     async def send_private_message(self, client_id: str, message: Message, *, ack: bool = False, timeout: Optional[float] = None) -> Optional[AckResult]:
         """To every socket of that client_id."""

@@ -320,7 +320,7 @@ class Engine:
             return
         writer.write_eof()
         try:
-            while await stream.read(65536):
+            while await stream.read(READ_SIZE):
                 pass
         except (OSError, asyncio.IncompleteReadError):
             pass

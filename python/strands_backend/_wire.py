@@ -163,6 +163,14 @@ def exclude_param(exclude: Union[str, Iterable[str], None]) -> Union[str, List[s
     return ids or None
 
 
+def with_exclude(params: Dict[str, Any], exclude: Union[str, Iterable[str], None]) -> Dict[str, Any]:
+    """`params` with `exclude` added as the broker takes it, when it names anyone."""
+    excluded = exclude_param(exclude)
+    if excluded is not None:
+        params["exclude"] = excluded
+    return params
+
+
 def response_params(request: ConnectionRequestContext, accepted: Any) -> Dict[str, Any]:
     """The answer to a connection request; only True accepts, as only true does at the broker."""
     context = request.context
